@@ -1,0 +1,1 @@
+// Ckpt: module placeholder, replaced by its implementation.

@@ -1,0 +1,1 @@
+// CkptBench: module placeholder, replaced by its implementation.

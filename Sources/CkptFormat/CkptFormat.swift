@@ -1,0 +1,1 @@
+// CkptFormat: module placeholder, replaced by its implementation.

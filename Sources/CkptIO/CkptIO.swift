@@ -1,0 +1,1 @@
+// CkptIO: module placeholder, replaced by its implementation.

@@ -1,0 +1,1 @@
+// CkptPlan: module placeholder, replaced by its implementation.

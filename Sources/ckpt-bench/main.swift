@@ -1,0 +1,1 @@
+print("ckpt-bench: not yet implemented")

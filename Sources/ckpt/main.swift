@@ -1,0 +1,1 @@
+print("ckpt: not yet implemented")

@@ -1,0 +1,4 @@
+import Testing
+@testable import CkptBench
+
+@Test func placeholder() {}

@@ -1,0 +1,4 @@
+import Testing
+@testable import CkptIO
+
+@Test func placeholder() {}

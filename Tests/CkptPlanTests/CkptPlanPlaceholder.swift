@@ -1,0 +1,4 @@
+import Testing
+@testable import CkptPlan
+
+@Test func placeholder() {}
