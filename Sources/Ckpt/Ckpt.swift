@@ -1,1 +1,0 @@
-// Ckpt: module placeholder, replaced by its implementation.
