@@ -59,6 +59,9 @@ final class PickleNode {
     /// Elements; dict: alternating key, value; object: [callable, args]; persistentID: [pid].
     var items: [PickleNode]
     var state: PickleNode?
+    /// For `.object`: items added with APPEND(S) / SETITEM(S) (flattened key, value pairs).
+    var listItems: [PickleNode] = []
+    var dictItems: [PickleNode] = []
 
     init(_ kind: Kind, _ items: [PickleNode] = []) {
         self.kind = kind
@@ -271,13 +274,19 @@ struct PickleMachine {
             case 0x61:  // APPEND
                 let v = try pop("a value to APPEND")
                 let list = try top("a list for APPEND")
-                guard case .list = list.kind else { throw fail(.invalidValue, "APPEND target is not a list") }
-                list.items.append(v)
+                switch list.kind {
+                case .list: list.items.append(v)
+                case .object: list.listItems.append(v)
+                default: throw fail(.invalidValue, "APPEND target is not a list")
+                }
             case 0x65:  // APPENDS
                 let items = try popMark()
                 let list = try top("a list for APPENDS")
-                guard case .list = list.kind else { throw fail(.invalidValue, "APPENDS target is not a list") }
-                list.items.append(contentsOf: items)
+                switch list.kind {
+                case .list: list.items.append(contentsOf: items)
+                case .object: list.listItems.append(contentsOf: items)
+                default: throw fail(.invalidValue, "APPENDS target is not a list")
+                }
             case 0x90:  // ADDITEMS
                 let items = try popMark()
                 let set = try top("a set for ADDITEMS")
@@ -287,15 +296,20 @@ struct PickleMachine {
                 let v = try pop("a dict value")
                 let k = try pop("a dict key")
                 let d = try top("a dict for SETITEM")
-                guard case .dict = d.kind else { throw fail(.invalidValue, "SETITEM target is not a dict") }
-                d.items.append(k)
-                d.items.append(v)
+                switch d.kind {
+                case .dict: d.items.append(contentsOf: [k, v])
+                case .object: d.dictItems.append(contentsOf: [k, v])
+                default: throw fail(.invalidValue, "SETITEM target is not a dict")
+                }
             case 0x75:  // SETITEMS
                 let items = try popMark()
                 guard items.count % 2 == 0 else { throw fail(.invalidValue, "SETITEMS with an odd number of items") }
                 let d = try top("a dict for SETITEMS")
-                guard case .dict = d.kind else { throw fail(.invalidValue, "SETITEMS target is not a dict") }
-                d.items.append(contentsOf: items)
+                switch d.kind {
+                case .dict: d.items.append(contentsOf: items)
+                case .object: d.dictItems.append(contentsOf: items)
+                default: throw fail(.invalidValue, "SETITEMS target is not a dict")
+                }
             case 0x63:  // GLOBAL (text)
                 let module = try readLine("GLOBAL module")
                 let name = try readLine("GLOBAL name")
@@ -343,6 +357,17 @@ struct PickleMachine {
         }
     }
 
+    static func pairs(_ flat: [PickleValue]) -> [PickleDictEntry] {
+        var entries: [PickleDictEntry] = []
+        entries.reserveCapacity(flat.count / 2)
+        var i = 0
+        while i + 1 < flat.count {
+            entries.append(PickleDictEntry(flat[i], flat[i + 1]))
+            i += 2
+        }
+        return entries
+    }
+
     static func materialize(_ node: PickleNode, depth: Int, budget: inout Int, limits: PickleLimits, offset: Int) throws(FormatError) -> PickleValue {
         guard depth < limits.maxDepth else {
             throw FormatError(.limitExceeded, "pickle value nesting deeper than \(limits.maxDepth) (or cyclic)", offset: offset)
@@ -351,10 +376,11 @@ struct PickleMachine {
         guard budget >= 0 else {
             throw FormatError(.limitExceeded, "pickle value expands to more than \(limits.maxItems) items (shared references)", offset: offset)
         }
-        func children() throws(FormatError) -> [PickleValue] {
+        func children(_ nodes: [PickleNode]? = nil) throws(FormatError) -> [PickleValue] {
+            let source = nodes ?? node.items
             var out: [PickleValue] = []
-            out.reserveCapacity(node.items.count)
-            for c in node.items {
+            out.reserveCapacity(source.count)
+            for c in source {
                 out.append(try materialize(c, depth: depth + 1, budget: &budget, limits: limits, offset: offset))
             }
             return out
@@ -366,22 +392,17 @@ struct PickleMachine {
         case .set: return .set(try children())
         case .frozenSet: return .frozenSet(try children())
         case .dict:
-            let flat = try children()
-            var entries: [PickleDictEntry] = []
-            entries.reserveCapacity(flat.count / 2)
-            var i = 0
-            while i + 1 < flat.count {
-                entries.append(PickleDictEntry(flat[i], flat[i + 1]))
-                i += 2
-            }
-            return .dict(entries)
+            return .dict(pairs(try children()))
         case .object(let construction):
             let parts = try children()
             var state: PickleValue?
             if let s = node.state {
                 state = try materialize(s, depth: depth + 1, budget: &budget, limits: limits, offset: offset)
             }
-            return .object(PickleObject(construction: construction, callable: parts[0], args: parts[1], state: state))
+            return .object(
+                PickleObject(
+                    construction: construction, callable: parts[0], args: parts[1], state: state,
+                    listItems: try children(node.listItems), dictItems: pairs(try children(node.dictItems))))
         case .persistentID:
             return .persistentID(try children()[0])
         }

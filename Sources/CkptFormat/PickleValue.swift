@@ -75,12 +75,21 @@ public struct PickleObject: Sendable, Hashable {
     public var args: PickleValue
     /// The `BUILD` state, if the stream applied one.
     public var state: PickleValue?
+    /// Items appended to the object with `APPEND(S)` (e.g. list subclasses), in order.
+    public var listItems: [PickleValue]
+    /// Items set on the object with `SETITEM(S)` (e.g. `collections.OrderedDict`), in order.
+    public var dictItems: [PickleDictEntry]
 
-    public init(construction: Construction, callable: PickleValue, args: PickleValue, state: PickleValue? = nil) {
+    public init(
+        construction: Construction, callable: PickleValue, args: PickleValue, state: PickleValue? = nil,
+        listItems: [PickleValue] = [], dictItems: [PickleDictEntry] = []
+    ) {
         self.construction = construction
         self.callable = callable
         self.args = args
         self.state = state
+        self.listItems = listItems
+        self.dictItems = dictItems
     }
 
     /// `(module, name)` when the callable is a global.

@@ -275,6 +275,12 @@ struct PickleEmitter {
             save(o.args)
             out.u8(o.construction == .reduce ? 0x52 : 0x81)
             memoize()
+            let list = o.listItems, dict = o.dictItems
+            batch(list.count, single: 0x61, many: 0x65) { e, i in e.save(list[i]) }
+            batch(dict.count, single: 0x73, many: 0x75) { e, i in
+                e.save(dict[i].key)
+                e.save(dict[i].value)
+            }
             if let s = o.state {
                 save(s)
                 out.u8(0x62)
