@@ -1,1 +1,0 @@
-// CkptFormat: module placeholder, replaced by its implementation.

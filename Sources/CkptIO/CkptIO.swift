@@ -1,1 +1,0 @@
-// CkptIO: module placeholder, replaced by its implementation.

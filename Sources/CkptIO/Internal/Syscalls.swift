@@ -1,0 +1,124 @@
+import CCkptURing
+import Glibc
+import Synchronization
+import SystemPackage
+
+/// The one funnel every system call and io_uring completion result of the engine goes through.
+///
+/// Tests give it an `IOFaultPlan`; production engines use a funnel with an empty plan, whose cost
+/// is one uncontended lock per operation.
+final class Syscalls: Sendable {
+    struct State {
+        var plan: IOFaultPlan
+        var total = 0
+        var perKind: [IOSyscall: Int] = [:]
+        var fired: [IOFaultPlan.Rule] = []
+    }
+
+    let state: Mutex<State>
+
+    init(plan: IOFaultPlan = .init()) {
+        state = Mutex(State(plan: plan))
+    }
+
+    /// Counts one operation and returns the fault to apply, if any.
+    func next(_ kind: IOSyscall) -> IOFaultPlan.Fault? {
+        state.withLock { s in
+            let total = s.total
+            let nth = s.perKind[kind, default: 0]
+            s.total += 1
+            s.perKind[kind] = nth + 1
+            if s.plan.rules.isEmpty { return nil }
+            for rule in s.plan.rules {
+                let hit = rule.kind == nil ? rule.index == total : (rule.kind == kind && rule.index == nth)
+                if hit {
+                    s.fired.append(rule)
+                    return rule.fault
+                }
+            }
+            return nil
+        }
+    }
+
+    var operationCount: Int { state.withLock { $0.total } }
+    var firedRules: [IOFaultPlan.Rule] { state.withLock { $0.fired } }
+
+    // MARK: System calls. Each returns the result or -errno, never sets errno for the caller.
+
+    func open(_ path: String, _ flags: Int32, _ mode: mode_t) -> Int32 {
+        if case .error(let e)? = next(.open) { return -e.rawValue }
+        let fd = Glibc.open(path, flags | O_CLOEXEC, mode)
+        return fd < 0 ? -Glibc.errno : fd
+    }
+
+    func close(_ fd: Int32) -> Int32 {
+        let fault = next(.close)
+        let rc = Glibc.close(fd)
+        if case .error(let e)? = fault { return -e.rawValue }
+        return rc < 0 ? -Glibc.errno : 0
+    }
+
+    func pread(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int, _ offset: Int64) -> Int {
+        var count = count
+        switch next(.read) {
+        case .error(let e)?: return -Int(e.rawValue)
+        case .shortTransfer(let n)?: count = min(count, n)
+        case nil: break
+        }
+        let n = Glibc.pread(fd, buffer, count, off_t(offset))
+        return n < 0 ? -Int(Glibc.errno) : n
+    }
+
+    func pwrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int, _ offset: Int64) -> Int {
+        var count = count
+        switch next(.write) {
+        case .error(let e)?: return -Int(e.rawValue)
+        case .shortTransfer(let n)?: count = min(count, n)
+        case nil: break
+        }
+        let n = Glibc.pwrite(fd, buffer, count, off_t(offset))
+        return n < 0 ? -Int(Glibc.errno) : n
+    }
+
+    func fsync(_ fd: Int32, dataOnly: Bool) -> Int32 {
+        if case .error(let e)? = next(dataOnly ? .fdatasync : .fsync) { return -e.rawValue }
+        let rc = dataOnly ? Glibc.fdatasync(fd) : Glibc.fsync(fd)
+        return rc < 0 ? -Glibc.errno : 0
+    }
+
+    func ftruncate(_ fd: Int32, _ length: Int64) -> Int32 {
+        if case .error(let e)? = next(.ftruncate) { return -e.rawValue }
+        let rc = Glibc.ftruncate(fd, off_t(length))
+        return rc < 0 ? -Glibc.errno : 0
+    }
+
+    /// fstat: the file size, or -errno.
+    func fileSize(_ fd: Int32) -> Int64 {
+        if case .error(let e)? = next(.fstat) { return -Int64(e.rawValue) }
+        var st = stat()
+        let rc = Glibc.fstat(fd, &st)
+        return rc < 0 ? -Int64(Glibc.errno) : Int64(st.st_size)
+    }
+
+    func fadvise(_ fd: Int32, _ offset: Int64, _ length: Int64, _ advice: Int32) -> Int32 {
+        if case .error(let e)? = next(.fadvise) { return -e.rawValue }
+        // posix_fadvise returns the error number instead of setting errno.
+        return -posix_fadvise(fd, off_t(offset), off_t(length), advice)
+    }
+
+    func ringCreate(entries: UInt32) -> (OpaquePointer?, Int32) {
+        if case .error(let e)? = next(.ringSetup) { return (nil, -e.rawValue) }
+        var ring: OpaquePointer?
+        let rc = ckpt_ring_create(entries, &ring)
+        return (ring, rc)
+    }
+
+    /// Passes an io_uring completion result through the fault plan.
+    func completion(_ kind: IOSyscall, _ result: Int32) -> Int32 {
+        switch next(kind) {
+        case .error(let e)?: return -e.rawValue
+        case .shortTransfer(let n)?: return result >= 0 ? Int32(min(Int(result), n)) : result
+        case nil: return result
+        }
+    }
+}

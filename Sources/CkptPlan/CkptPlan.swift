@@ -1,1 +1,0 @@
-// CkptPlan: module placeholder, replaced by its implementation.
