@@ -1,0 +1,182 @@
+import CCkptHash
+import CkptIO
+
+/// Appends records to one data file using only 4096-aligned transfers.
+///
+/// Small pieces are packed into staging buffers from the engine's pool (at most `maxInFlight`
+/// per file, written asynchronously while the next one fills); large tensor payloads are written
+/// straight from tensor memory at an aligned file offset. The logical end of the file is tracked;
+/// `finish` pads the last block for the aligned write, then truncates the file back to the
+/// logical end.
+final class RecordFileWriter {
+    let engine: IOEngine
+    let file: IOFile
+    static let alignment = 4096
+    private let maxInFlight = 2
+
+    /// Logical end of the file: where the next byte goes.
+    private(set) var position = 0
+    private var staging: IOBuffer?
+    private var stagingStart = 0
+    private var fill = 0
+    private var inFlight: [(task: Task<Void, any Error>, buffer: IOBuffer)] = []
+
+    init(engine: IOEngine, file: IOFile) {
+        self.engine = engine
+        self.file = file
+    }
+
+    /// Copies `bytes` to the end of the file.
+    func append(_ bytes: UnsafeRawBufferPointer) async throws {
+        var remaining = bytes
+        while !remaining.isEmpty {
+            let buffer = try await currentStaging()
+            let room = buffer.bytes.count - fill
+            let n = min(room, remaining.count)
+            UnsafeMutableRawBufferPointer(rebasing: buffer.bytes[fill..<(fill + n)])
+                .copyMemory(from: UnsafeRawBufferPointer(rebasing: remaining[..<n]))
+            fill += n
+            position += n
+            remaining = UnsafeRawBufferPointer(rebasing: remaining[n...])
+            if fill == buffer.bytes.count { try await flushStaging() }
+        }
+    }
+
+    func append(_ bytes: [UInt8]) async throws {
+        var done = 0
+        while done < bytes.count {
+            let buffer = try await currentStaging()
+            let n = min(buffer.bytes.count - fill, bytes.count - done)
+            bytes.withUnsafeBytes { src in
+                UnsafeMutableRawBufferPointer(rebasing: buffer.bytes[fill..<(fill + n)])
+                    .copyMemory(from: UnsafeRawBufferPointer(rebasing: src[done..<(done + n)]))
+            }
+            fill += n
+            position += n
+            done += n
+            if fill == buffer.bytes.count { try await flushStaging() }
+        }
+    }
+
+    /// Appends zero bytes up to the next multiple of the alignment.
+    func padToAlignment() async throws {
+        let pad = (Self.alignment - position % Self.alignment) % Self.alignment
+        guard pad > 0 else { return }
+        let zeros = [UInt8](repeating: 0, count: pad)
+        try await append(zeros)
+    }
+
+    /// Writes `count` bytes of `buffer` at `byteOffset` straight from its memory. The file
+    /// position must be aligned. Runs `whileWriting` on the caller's task concurrently with the
+    /// transfer (to hash the payload), then copies the unaligned tail through staging.
+    func appendPayload(
+        _ buffer: TensorBuffer, byteOffset: Int, count: Int,
+        whileWriting: (UnsafeRawBufferPointer) -> Void
+    ) async throws {
+        precondition(position % Self.alignment == 0, "direct payload at unaligned position")
+        guard let base = buffer.bytes.baseAddress else {
+            whileWriting(UnsafeRawBufferPointer(start: nil, count: 0))
+            return
+        }
+        let whole = UnsafeRawBufferPointer(start: base + byteOffset, count: count)
+        let alignedCount = count - count % Self.alignment
+        if alignedCount > 0 {
+            try await flushStaging()
+            let at = Int64(position)
+            let engine = self.engine, file = self.file
+            let task = Task {
+                guard let start = buffer.bytes.baseAddress else { return }
+                try await engine.write(file, at: at, from: UnsafeRawBufferPointer(start: start + byteOffset, count: alignedCount))
+            }
+            whileWriting(whole)
+            try await task.value
+            position += alignedCount
+            stagingStart = position
+        } else {
+            whileWriting(whole)
+        }
+        try await append(UnsafeRawBufferPointer(rebasing: whole[alignedCount...]))
+    }
+
+    /// Writes what is staged, waits for every transfer, truncates to the logical end.
+    /// Returns the file length.
+    func finish() async throws -> Int {
+        try await flushStaging()
+        try await drain()
+        if let size = try? engine.size(of: file), size != Int64(position) {
+            try engine.truncate(file, to: Int64(position))
+        }
+        return position
+    }
+
+    /// Releases staging buffers after a failure (waits for transfers in flight first).
+    func abandon() async {
+        for entry in inFlight {
+            _ = try? await entry.task.value
+            engine.buffers.release(entry.buffer)
+        }
+        inFlight.removeAll()
+        if let staging { engine.buffers.release(staging) }
+        staging = nil
+    }
+
+    private func currentStaging() async throws -> IOBuffer {
+        if let staging { return staging }
+        if inFlight.count >= maxInFlight {
+            let oldest = inFlight.removeFirst()
+            defer { engine.buffers.release(oldest.buffer) }
+            try await oldest.task.value
+        }
+        let buffer = try await engine.buffers.acquire()
+        staging = buffer
+        return buffer
+    }
+
+    /// Starts the write of the staged bytes (padded with zeros to the alignment).
+    private func flushStaging() async throws {
+        guard let buffer = staging else { return }
+        staging = nil
+        guard fill > 0 else {
+            engine.buffers.release(buffer)
+            return
+        }
+        let padded = (fill + Self.alignment - 1) / Self.alignment * Self.alignment
+        if padded > fill {
+            UnsafeMutableRawBufferPointer(rebasing: buffer.bytes[fill..<padded]).initializeMemory(as: UInt8.self, repeating: 0)
+        }
+        let at = Int64(stagingStart)
+        let engine = self.engine, file = self.file
+        let task = Task {
+            try await engine.write(file, at: at, from: UnsafeRawBufferPointer(rebasing: buffer.bytes[..<padded]))
+        }
+        inFlight.append((task, buffer))
+        // The next staging buffer starts where this one's logical bytes end; a partially filled
+        // buffer is only flushed at an aligned position or at the end of the file.
+        stagingStart += fill
+        fill = 0
+    }
+
+    private func drain() async throws {
+        var firstError: (any Error)?
+        for entry in inFlight {
+            do { try await entry.task.value } catch { if firstError == nil { firstError = error } }
+            engine.buffers.release(entry.buffer)
+        }
+        inFlight.removeAll()
+        if let firstError { throw firstError }
+    }
+}
+
+/// Running hashes of a payload.
+struct PayloadHashes {
+    var crc32: UInt32 = 0
+    var xxh3: UInt64 = 0
+
+    static func compute(_ bytes: UnsafeRawBufferPointer, crc: Bool, xxh3: Bool) -> PayloadHashes {
+        var h = PayloadHashes()
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return h }
+        if crc { h.crc32 = ckpt_crc32_update(0, base, bytes.count) }
+        if xxh3 { h.xxh3 = ckpt_xxh3_64(base, bytes.count) }
+        return h
+    }
+}

@@ -1,0 +1,44 @@
+/// What a save did, as seen by one rank.
+public struct SaveReport: Sendable {
+    /// The checkpoint directory.
+    public var directory: String
+    /// Files this rank wrote.
+    public var files: [String]
+    /// Tensor payload bytes this rank wrote.
+    public var payloadBytes: Int
+    /// All bytes this rank wrote (records, padding).
+    public var fileBytes: Int
+    /// Peak bytes of the I/O engine's buffer pool during the save.
+    public var peakBufferBytes: Int
+    /// Seconds spent planning (collectives included), writing, and committing.
+    public var planSeconds: Double
+    public var writeSeconds: Double
+    public var commitSeconds: Double
+}
+
+/// What a load did, as seen by one rank.
+public struct LoadReport: Sendable {
+    /// Bytes of tensor data this rank asked for.
+    public var neededBytes: Int
+    /// Bytes of tensor payload read (without record headers).
+    public var payloadBytesRead: Int
+    /// Bytes of record headers read to locate payloads.
+    public var headerBytesRead: Int
+    /// Number of reads issued (after coalescing).
+    public var readCount: Int
+    /// Reads that went straight into destination memory.
+    public var directReadCount: Int
+    /// Chunks whose checksums were verified.
+    public var verifiedChunks: Int
+    /// Peak bytes of the I/O engine's buffer pool during the load.
+    public var peakBufferBytes: Int
+    /// Non-tensor values loaded, by fqn.
+    public var values: [String: TorchValueBox]
+}
+
+import CkptFormat
+
+/// A loaded non-tensor value.
+public struct TorchValueBox: Sendable {
+    public var value: TorchValue
+}
