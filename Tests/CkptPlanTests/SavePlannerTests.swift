@@ -294,6 +294,15 @@ func tensorItem(_ fqn: String, _ shape: [Int], offsets: [Int]? = nil, sizes: [In
         #expect(throws: SavePlanError.duplicateItem(fqn: "w", rank: 0, firstItem: 0, secondItem: 1)) {
             try SavePlanner.plan(ranks: [[tensorItem("w", [4]), tensorItem("w", [4])]])
         }
+        #expect(
+            throws: SavePlanError.conflictingChunkSizes(
+                fqn: "w", offsets: [2], firstRank: 0, firstSizes: [0], rank: 1, sizes: [2])
+        ) {
+            try SavePlanner.plan(ranks: [
+                [tensorItem("w", [4], offsets: [0], sizes: [2]), tensorItem("w", [4], offsets: [2], sizes: [0])],
+                [tensorItem("w", [4], offsets: [2], sizes: [2])],
+            ])
+        }
         #expect(throws: SavePlanError.duplicateItem(fqn: "x", rank: 1, firstItem: 0, secondItem: 1)) {
             try SavePlanner.plan(ranks: [[], [.bytes(fqn: "x"), .bytes(fqn: "x")]])
         }
