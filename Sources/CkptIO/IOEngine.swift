@@ -198,10 +198,11 @@ public final class IOEngine: Sendable {
         var first: IOError?
         if file.bufferedFD != file.fd {
             let rc = syscalls.close(file.bufferedFD)
-            if rc < 0 { first = IOError.system("close", errno: Errno(rawValue: -rc), path: file.path) }
+            if rc < 0 && rc != -EINTR { first = IOError.system("close", errno: Errno(rawValue: -rc), path: file.path) }
         }
         let rc = syscalls.close(file.fd)
-        if rc < 0 && first == nil { first = IOError.system("close", errno: Errno(rawValue: -rc), path: file.path) }
+        // EINTR from close: Linux has released the descriptor already; not an error.
+        if rc < 0 && rc != -EINTR && first == nil { first = IOError.system("close", errno: Errno(rawValue: -rc), path: file.path) }
         if let first { throw first }
     }
 
@@ -255,7 +256,7 @@ public final class IOEngine: Sendable {
         } while rc == -EINTR && retries < maxRetries
         let closeRC = syscalls.close(fd)
         if rc < 0 { throw IOError.system("fsync of directory", errno: Errno(rawValue: -rc), path: path) }
-        if closeRC < 0 { throw IOError.system("close of directory", errno: Errno(rawValue: -closeRC), path: path) }
+        if closeRC < 0 && closeRC != -EINTR { throw IOError.system("close of directory", errno: Errno(rawValue: -closeRC), path: path) }
     }
 
     // MARK: Transfers
@@ -554,9 +555,9 @@ public final class IOEngine: Sendable {
     @_spi(Testing)
     public var funnelOperationCount: Int { syscalls.operationCount }
 
-    /// Fault rules that fired so far.
+    /// Fault rules that fired so far, with the kind of operation each hit.
     @_spi(Testing)
-    public var firedFaults: [IOFaultPlan.Rule] { syscalls.firedRules }
+    public var firedFaults: [(rule: IOFaultPlan.Rule, kind: IOSyscall)] { syscalls.firedRules }
 
     /// Submission system calls made by the backend so far.
     @_spi(Testing)

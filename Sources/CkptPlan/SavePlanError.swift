@@ -8,6 +8,9 @@ public enum SavePlanError: Error, Sendable, Equatable, CustomStringConvertible {
     case kindMismatch(fqn: String, tensorRank: Int, bytesRank: Int)
     /// One rank lists the same item identity (fqn, offsets) twice.
     case duplicateItem(fqn: String, rank: Int, firstItem: Int, secondItem: Int)
+    /// Two ranks hold chunks of a tensor with the same offsets but different sizes (DCP would
+    /// treat them as one item and lose data).
+    case conflictingChunkSizes(fqn: String, offsets: [Int], firstRank: Int, firstSizes: [Int], rank: Int, sizes: [Int])
     /// Two saved chunks of a tensor overlap.
     case overlappingChunks(fqn: String, first: ChunkBox, firstWriter: SaveItemReference, second: ChunkBox, secondWriter: SaveItemReference)
     /// With more than one rank, the chunk volumes do not add up to the tensor volume.
@@ -25,6 +28,8 @@ public enum SavePlanError: Error, Sendable, Equatable, CustomStringConvertible {
             return "'\(fqn)' is a tensor on rank \(tensorRank) but a non-tensor value on rank \(bytesRank)"
         case .duplicateItem(let fqn, let rank, let first, let second):
             return "rank \(rank) lists '\(fqn)' with the same chunk offsets twice (items \(first) and \(second))"
+        case .conflictingChunkSizes(let fqn, let offsets, let firstRank, let firstSizes, let rank, let sizes):
+            return "tensor '\(fqn)': chunk at offsets \(offsets) has sizes \(firstSizes) on rank \(firstRank) but \(sizes) on rank \(rank)"
         case .overlappingChunks(let fqn, let a, let aRef, let b, let bRef):
             return "tensor '\(fqn)': saved chunk \(a) (\(aRef)) overlaps saved chunk \(b) (\(bRef))"
         case .incompleteCoverage(let fqn, let chunkVolume, let tensorVolume):

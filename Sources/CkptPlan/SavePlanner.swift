@@ -91,6 +91,14 @@ public enum SavePlanner {
                     if let last = holders[existing].holders.last, last.rank == rank {
                         throw .duplicateItem(fqn: item.fqn, rank: rank, firstItem: last.item, secondItem: position)
                     }
+                    let first = holders[existing].holders[0]
+                    if case .tensor(let mine) = item, case .tensor(let theirs) = ranks[first.rank][first.item],
+                        mine.chunk.sizes != theirs.chunk.sizes
+                    {
+                        throw .conflictingChunkSizes(
+                            fqn: item.fqn, offsets: mine.chunk.offsets, firstRank: first.rank,
+                            firstSizes: theirs.chunk.sizes, rank: rank, sizes: mine.chunk.sizes)
+                    }
                     holders[existing].holders.append(ref)
                 } else {
                     index[identity] = holders.count

@@ -12,7 +12,7 @@ final class Syscalls: Sendable {
         var plan: IOFaultPlan
         var total = 0
         var perKind: [IOSyscall: Int] = [:]
-        var fired: [IOFaultPlan.Rule] = []
+        var fired: [(rule: IOFaultPlan.Rule, kind: IOSyscall)] = []
     }
 
     let state: Mutex<State>
@@ -32,7 +32,7 @@ final class Syscalls: Sendable {
             for rule in s.plan.rules {
                 let hit = rule.kind == nil ? rule.index == total : (rule.kind == kind && rule.index == nth)
                 if hit {
-                    s.fired.append(rule)
+                    s.fired.append((rule, kind))
                     return rule.fault
                 }
             }
@@ -41,7 +41,7 @@ final class Syscalls: Sendable {
     }
 
     var operationCount: Int { state.withLock { $0.total } }
-    var firedRules: [IOFaultPlan.Rule] { state.withLock { $0.fired } }
+    var firedRules: [(rule: IOFaultPlan.Rule, kind: IOSyscall)] { state.withLock { $0.fired } }
 
     // MARK: System calls. Each returns the result or -errno, never sets errno for the caller.
 
@@ -59,25 +59,29 @@ final class Syscalls: Sendable {
     }
 
     func pread(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int, _ offset: Int64) -> Int {
-        var count = count
+        var limit = Int.max
         switch next(.read) {
         case .error(let e)?: return -Int(e.rawValue)
-        case .shortTransfer(let n)?: count = min(count, n)
+        case .shortTransfer(let n)?: limit = n
         case nil: break
         }
+        // A short transfer is simulated as the kernel reporting fewer bytes than it moved (as
+        // for io_uring completions): the O_DIRECT alignment rules still hold for the call.
         let n = Glibc.pread(fd, buffer, count, off_t(offset))
-        return n < 0 ? -Int(Glibc.errno) : n
+        return n < 0 ? -Int(Glibc.errno) : min(n, limit)
     }
 
     func pwrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int, _ offset: Int64) -> Int {
-        var count = count
+        var limit = Int.max
         switch next(.write) {
         case .error(let e)?: return -Int(e.rawValue)
-        case .shortTransfer(let n)?: count = min(count, n)
+        case .shortTransfer(let n)?: limit = n
         case nil: break
         }
+        // A short transfer is simulated as the kernel reporting fewer bytes than it moved (as
+        // for io_uring completions): the O_DIRECT alignment rules still hold for the call.
         let n = Glibc.pwrite(fd, buffer, count, off_t(offset))
-        return n < 0 ? -Int(Glibc.errno) : n
+        return n < 0 ? -Int(Glibc.errno) : min(n, limit)
     }
 
     func fsync(_ fd: Int32, dataOnly: Bool) -> Int32 {

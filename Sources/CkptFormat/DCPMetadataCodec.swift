@@ -1,0 +1,498 @@
+extension DCPMetadata {
+    /// Decodes a `.metadata` file (any pickle producing PyTorch's object graph) with the safe reader.
+    public init(decoding bytes: UnsafeRawBufferPointer, reader: PickleReader = PickleReader()) throws(FormatError) {
+        let decoded = try reader.decode(bytes)
+        self = try MetadataDecoder.metadata(decoded.value)
+    }
+
+    /// Decodes a `.metadata` file held in an array.
+    public init(decoding bytes: [UInt8], reader: PickleReader = PickleReader()) throws(FormatError) {
+        self = try MetadataDecoder.metadata(try reader.decode(bytes))
+    }
+
+    /// Decodes from an already unpickled tree.
+    public init(pickle value: PickleValue) throws(FormatError) {
+        self = try MetadataDecoder.metadata(value)
+    }
+
+    /// Encodes as `pickle.dump(metadata)` does: protocol 4 with framing, MEMOIZE after every
+    /// memoizable object, and memo re-use of classes, strings, the shared layout and
+    /// memory-format objects (spec §2.3).
+    public func encoded() -> [UInt8] {
+        var e = PickleEmitter(protocol: .v4, reuseStrings: true)
+        e.begin()
+        MetadataEncoder.metadata(self, &e)
+        return e.finish()
+    }
+}
+
+enum MetadataDecoder {
+    static let md = "torch.distributed.checkpoint.metadata"
+
+    static func fail(_ message: String) -> FormatError {
+        FormatError(.invalidMetadata, message, offset: 0)
+    }
+
+    /// The object's state dict for a NEWOBJ of `module.name` (empty when there is no BUILD).
+    static func object(_ v: PickleValue, _ module: String, _ name: String) throws(FormatError) -> [PickleDictEntry] {
+        guard case .object(let o) = v, case .global(let m, let n) = o.callable, m == module, n == name else {
+            throw fail("expected a \(module).\(name) object, found \(describe(v))")
+        }
+        switch o.state {
+        case nil: return []
+        case .dict(let e)?: return e
+        case .tuple(let t)? where t.count == 2:
+            // (dict_state, slots_state) form.
+            var out: [PickleDictEntry] = []
+            if case .dict(let a) = t[0] { out += a }
+            if case .dict(let b) = t[1] { out += b }
+            return out
+        default: throw fail("\(name) state is not a dict")
+        }
+    }
+
+    static func describe(_ v: PickleValue) -> String {
+        switch v {
+        case .object(let o):
+            if let (m, n) = o.callableName { return "\(m).\(n)(…)" }
+            return "object"
+        case .none: return "None"
+        case .string(let s): return "'\(s)'"
+        case .int(let i): return "\(i)"
+        case .dict: return "dict"
+        case .list: return "list"
+        case .tuple: return "tuple"
+        default: return "\(v)"
+        }
+    }
+
+    static func field(_ state: [PickleDictEntry], _ key: String) -> PickleValue? {
+        state.last { $0.key == .string(key) }?.value
+    }
+
+    static func string(_ v: PickleValue?, _ what: String) throws(FormatError) -> String {
+        guard case .string(let s)? = v else { throw fail("\(what) is not a string") }
+        return s
+    }
+
+    static func optionalString(_ v: PickleValue?, _ what: String) throws(FormatError) -> String? {
+        switch v {
+        case nil, .none?: return nil
+        case .string(let s)?: return s
+        default: throw fail("\(what) is not a string or None")
+        }
+    }
+
+    static func int(_ v: PickleValue?, _ what: String) throws(FormatError) -> Int {
+        guard let i = v?.intValue else { throw fail("\(what) is not an int") }
+        return i
+    }
+
+    static func ints(_ v: PickleValue, _ what: String) throws(FormatError) -> [Int] {
+        guard let a = v.sequenceElements else { throw fail("\(what) is not a tuple of ints") }
+        var out: [Int] = []
+        out.reserveCapacity(a.count)
+        for x in a {
+            guard let i = x.intValue else { throw fail("\(what) holds a non-int") }
+            out.append(i)
+        }
+        return out
+    }
+
+    /// `torch.Size((…))`, or a plain tuple/list.
+    static func size(_ v: PickleValue?, _ what: String) throws(FormatError) -> [Int] {
+        guard let v else { throw fail("\(what) missing") }
+        if case .object(let o) = v, case .global("torch", "Size") = o.callable, o.construction == .reduce {
+            guard case .tuple(let args) = o.args, args.count <= 1 else { throw fail("\(what): torch.Size arguments") }
+            return args.isEmpty ? [] : try ints(args[0], what)
+        }
+        return try ints(v, what)
+    }
+
+    static func bool(_ v: PickleValue?, _ what: String) throws(FormatError) -> Bool {
+        switch v {
+        case .bool(let b)?: return b
+        case .int(let i)?: return i != 0
+        default: throw fail("\(what) is not a bool")
+        }
+    }
+
+    static func metadata(_ v: PickleValue) throws(FormatError) -> DCPMetadata {
+        let state = try object(v, md, "Metadata")
+        var out = DCPMetadata(version: nil)
+        guard case .dict(let sdm)? = field(state, "state_dict_metadata") else {
+            throw fail("Metadata.state_dict_metadata is not a dict")
+        }
+        for e in sdm {
+            let fqn = try string(e.key, "state_dict_metadata key")
+            out.stateDictMetadata[fqn] = try storageMetadata(e.value, fqn)
+        }
+        switch field(state, "planner_data") {
+        case nil, .none?: out.plannerData = nil
+        case .dict(let pd)?:
+            var map = OrderedMap<String, [PlannerPathElement]>()
+            for e in pd {
+                let fqn = try string(e.key, "planner_data key")
+                guard let path = e.value.sequenceElements else { throw fail("planner_data['\(fqn)'] is not a tuple") }
+                var elements: [PlannerPathElement] = []
+                for p in path {
+                    switch p {
+                    case .string(let s): elements.append(.key(s))
+                    case .int(let i):
+                        guard let ii = Int(exactly: i) else { throw fail("planner_data index too large") }
+                        elements.append(.index(ii))
+                    default: throw fail("planner_data['\(fqn)'] element is neither str nor int")
+                    }
+                }
+                map[fqn] = elements
+            }
+            out.plannerData = map
+        default: throw fail("Metadata.planner_data is neither a dict nor None")
+        }
+        switch field(state, "storage_data") {
+        case nil, .none?: break
+        case .dict(let sd)?:
+            for e in sd {
+                let idx = try metadataIndex(e.key)
+                out.storageData[idx] = try storageInfo(e.value)
+            }
+        default: throw fail("Metadata.storage_data is not a dict")
+        }
+        switch field(state, "storage_meta") {
+        case nil, .none?: out.storageMeta = nil
+        case let sm?: out.storageMeta = try storageMeta(sm)
+        }
+        out.version = try optionalString(field(state, "version"), "Metadata.version")
+        return out
+    }
+
+    static func storageMetadata(_ v: PickleValue, _ fqn: String) throws(FormatError) -> StorageMetadata {
+        if case .object(let o) = v, case .global(md, "BytesStorageMetadata") = o.callable {
+            return .bytes
+        }
+        let s = try object(v, md, "TensorStorageMetadata")
+        guard let p = field(s, "properties") else { throw fail("'\(fqn)': TensorStorageMetadata.properties missing") }
+        let props = try properties(p, fqn)
+        let size = try size(field(s, "size"), "'\(fqn)' size")
+        guard case .list(let chunkValues)? = field(s, "chunks") else { throw fail("'\(fqn)': chunks is not a list") }
+        var chunks: [ChunkStorageMetadata] = []
+        chunks.reserveCapacity(chunkValues.count)
+        for c in chunkValues {
+            let cs = try object(c, md, "ChunkStorageMetadata")
+            let offsets = try self.size(field(cs, "offsets"), "'\(fqn)' chunk offsets")
+            let sizes = try self.size(field(cs, "sizes"), "'\(fqn)' chunk sizes")
+            guard offsets.count == size.count, sizes.count == size.count else {
+                throw fail("'\(fqn)': chunk rank differs from tensor rank \(size.count)")
+            }
+            chunks.append(ChunkStorageMetadata(offsets: offsets, sizes: sizes))
+        }
+        return .tensor(TensorStorageMetadata(properties: props, size: size, chunks: chunks))
+    }
+
+    static func properties(_ v: PickleValue, _ fqn: String) throws(FormatError) -> TensorProperties {
+        guard case .object(let o) = v, case .global(md, "TensorProperties") = o.callable else {
+            throw fail("'\(fqn)': properties is not a TensorProperties")
+        }
+        var dtypeV: PickleValue?, layoutV: PickleValue?, rg: PickleValue?, mf: PickleValue?, pin: PickleValue?, strides: PickleValue?
+        switch o.state {
+        case .tuple(let t)? where t.count == 5 || t.count == 6:
+            dtypeV = t[0]
+            layoutV = t[1]
+            rg = t[2]
+            mf = t[3]
+            pin = t[4]
+            strides = t.count == 6 ? t[5] : nil
+        case .dict(let d)?:
+            dtypeV = field(d, "dtype")
+            layoutV = field(d, "layout")
+            rg = field(d, "requires_grad")
+            mf = field(d, "memory_format")
+            pin = field(d, "pin_memory")
+            strides = field(d, "strides")
+        default:
+            throw fail("'\(fqn)': TensorProperties state is not a 5/6-tuple")
+        }
+        guard case .global("torch", let dn)? = dtypeV, let dtype = DType(torchName: dn) else {
+            throw fail("'\(fqn)': TensorProperties dtype is not a known torch dtype")
+        }
+        var layout = "torch.strided"
+        if let layoutV, layoutV != .none {
+            guard case .object(let lo) = layoutV, case .global("torch.serialization", "_get_layout") = lo.callable,
+                case .tuple(let la) = lo.args, la.count == 1, case .string(let ln) = la[0]
+            else {
+                throw fail("'\(fqn)': layout is not _get_layout('…')")
+            }
+            layout = ln
+        }
+        var memoryFormat = 0
+        if let mf, mf != .none {
+            guard case .object(let mo) = mf, case .global(md, "_MEM_FORMAT_ENCODING") = mo.callable,
+                case .tuple(let ma) = mo.args, ma.count == 1, let m = ma[0].intValue
+            else {
+                throw fail("'\(fqn)': memory_format is not _MEM_FORMAT_ENCODING(int)")
+            }
+            memoryFormat = m
+        }
+        var strideValues: [Int]?
+        if let strides, strides != .none { strideValues = try ints(strides, "'\(fqn)' strides") }
+        return TensorProperties(
+            dtype: dtype, layout: layout, requiresGrad: rg == nil || rg == PickleValue.none ? false : try bool(rg, "requires_grad"),
+            memoryFormat: memoryFormat, pinMemory: pin == nil || pin == PickleValue.none ? false : try bool(pin, "pin_memory"),
+            strides: strideValues)
+    }
+
+    static func metadataIndex(_ v: PickleValue) throws(FormatError) -> MetadataIndex {
+        let s = try object(v, md, "MetadataIndex")
+        let fqn = try string(field(s, "fqn"), "MetadataIndex.fqn")
+        var offset: [Int]?
+        if let o = field(s, "offset"), o != .none { offset = try size(o, "MetadataIndex.offset") }
+        var index: Int?
+        if let i = field(s, "index"), i != .none { index = try int(i, "MetadataIndex.index") }
+        return MetadataIndex(fqn: fqn, offset: offset, index: index)
+    }
+
+    static func storageInfo(_ v: PickleValue) throws(FormatError) -> StorageInfo {
+        let s = try object(v, "torch.distributed.checkpoint.filesystem", "_StorageInfo")
+        let path = try string(field(s, "relative_path"), "_StorageInfo.relative_path")
+        let offset = try int(field(s, "offset"), "_StorageInfo.offset")
+        let length = try int(field(s, "length"), "_StorageInfo.length")
+        guard offset >= 0, length >= 0 else { throw fail("_StorageInfo offset/length negative") }
+        var transforms: [String]?
+        if let t = field(s, "transform_descriptors"), t != .none {
+            guard let a = t.sequenceElements else { throw fail("transform_descriptors is not a list") }
+            var names: [String] = []
+            for x in a { names.append(try string(x, "transform descriptor")) }
+            transforms = names
+        }
+        return StorageInfo(relativePath: path, offset: offset, length: length, transformDescriptors: transforms)
+    }
+
+    static func storageMeta(_ v: PickleValue) throws(FormatError) -> StorageMeta {
+        let s = try object(v, md, "StorageMeta")
+        var out = StorageMeta()
+        switch field(s, "checkpoint_id") {
+        case nil, .none?: out.checkpointID = nil
+        case .string(let str)?: out.checkpointID = .string(str)
+        case .object(let o)?:
+            guard case .global("pathlib", let cls) = o.callable, case .tuple(let parts) = o.args else {
+                throw fail("StorageMeta.checkpoint_id is not a pathlib path")
+            }
+            var comps: [String] = []
+            for p in parts { comps.append(try string(p, "path component")) }
+            out.checkpointID = .path(className: cls, components: comps)
+        default: throw fail("StorageMeta.checkpoint_id has an unexpected type")
+        }
+        out.saveID = try optionalString(field(s, "save_id"), "StorageMeta.save_id")
+        out.loadID = try optionalString(field(s, "load_id"), "StorageMeta.load_id")
+        if let m = field(s, "modules"), m != .none {
+            guard let a = m.sequenceElements else { throw fail("StorageMeta.modules is not a list") }
+            for x in a { out.modules.append(try string(x, "module name")) }
+        }
+        return out
+    }
+}
+
+enum MetadataEncoder {
+    static let md = "torch.distributed.checkpoint.metadata"
+    static let dtypeModule = PickleEmitter.MemoKey.token("dtype-module:torch")
+    static let sizeModule = PickleEmitter.MemoKey.token("class-module:torch")
+
+    static func cls(_ e: inout PickleEmitter, _ name: String) { e.global(md, name) }
+
+    /// NEWOBJ with `()` + MEMOIZE, then EMPTY_DICT + MEMOIZE + items + BUILD.
+    static func newObj(_ e: inout PickleEmitter, _ name: String, module: String = md, _ items: [(String, (inout PickleEmitter) -> Void)]) {
+        e.global(module, name)
+        e.out.u8(0x29)
+        e.out.u8(0x81)
+        e.memoize()
+        e.out.u8(0x7D)
+        e.memoize()
+        e.batch(items.count, single: 0x73, many: 0x75) { em, i in
+            em.string(items[i].0)
+            items[i].1(&em)
+        }
+        e.out.u8(0x62)
+        e.boundary()
+    }
+
+    static func intTuple(_ e: inout PickleEmitter, _ v: [Int]) {
+        e.tuple(count: v.count) { em in for x in v { em.int(Int64(x)) } }
+    }
+
+    static func size(_ e: inout PickleEmitter, _ v: [Int]) {
+        e.global("torch", "Size", moduleIdentity: sizeModule)
+        e.tuple(count: 1) { em in intTuple(&em, v) }
+        e.out.u8(0x52)
+        e.memoize()
+    }
+
+    static func metadata(_ m: DCPMetadata, _ e: inout PickleEmitter) {
+        newObj(
+            &e, "Metadata",
+            [
+                ("state_dict_metadata", { e in stateDict(m, &e) }),
+                ("planner_data", { e in plannerData(m, &e) }),
+                ("storage_data", { e in storageData(m, &e) }),
+                ("storage_meta", { e in storageMeta(m.storageMeta, &e) }),
+                ("version", { e in if let v = m.version { e.string(v) } else { e.out.u8(0x4E) } }),
+            ])
+    }
+
+    static func stateDict(_ m: DCPMetadata, _ e: inout PickleEmitter) {
+        e.out.u8(0x7D)
+        e.memoize()
+        let entries = m.stateDictMetadata.entries
+        e.batch(entries.count, single: 0x73, many: 0x75) { e, i in
+            e.string(entries[i].key)
+            switch entries[i].value {
+            case .bytes:
+                cls(&e, "BytesStorageMetadata")
+                e.out.u8(0x29)
+                e.out.u8(0x81)
+                e.memoize()
+            case .tensor(let t):
+                tensor(t, &e)
+            }
+            e.boundary()
+        }
+    }
+
+    static func tensor(_ t: TensorStorageMetadata, _ e: inout PickleEmitter) {
+        newObj(
+            &e, "TensorStorageMetadata",
+            [
+                ("properties", { e in properties(t.properties, &e) }),
+                ("size", { e in size(&e, t.size) }),
+                (
+                    "chunks",
+                    { e in
+                        e.out.u8(0x5D)
+                        e.memoize()
+                        e.batch(t.chunks.count, single: 0x61, many: 0x65) { e, i in
+                            let c = t.chunks[i]
+                            newObj(&e, "ChunkStorageMetadata", [("offsets", { e in size(&e, c.offsets) }), ("sizes", { e in size(&e, c.sizes) })])
+                        }
+                    }
+                ),
+            ])
+    }
+
+    static func properties(_ p: TensorProperties, _ e: inout PickleEmitter) {
+        cls(&e, "TensorProperties")
+        e.out.u8(0x29)
+        e.out.u8(0x81)
+        e.memoize()
+        e.tuple(count: 6) { e in
+            e.global("torch", p.dtype.torchName, moduleIdentity: dtypeModule)
+            // The layout and memory-format objects are singletons shared by identity.
+            let layoutKey = PickleEmitter.MemoKey.token("layout:" + p.layout)
+            if !e.get(layoutKey) {
+                e.global("torch.serialization", "_get_layout")
+                e.tuple(count: 1) { e in e.string(p.layout) }
+                e.out.u8(0x52)
+                e.memoize(layoutKey)
+            }
+            e.out.u8(p.requiresGrad ? 0x88 : 0x89)
+            let mfKey = PickleEmitter.MemoKey.token("memfmt:\(p.memoryFormat)")
+            if !e.get(mfKey) {
+                cls(&e, "_MEM_FORMAT_ENCODING")
+                e.tuple(count: 1) { e in e.int(Int64(p.memoryFormat)) }
+                e.out.u8(0x52)
+                e.memoize(mfKey)
+            }
+            e.out.u8(p.pinMemory ? 0x88 : 0x89)
+            if let s = p.strides { intTuple(&e, s) } else { e.out.u8(0x4E) }
+        }
+        e.out.u8(0x62)
+    }
+
+    static func plannerData(_ m: DCPMetadata, _ e: inout PickleEmitter) {
+        guard let pd = m.plannerData else {
+            e.out.u8(0x4E)
+            return
+        }
+        e.out.u8(0x7D)
+        e.memoize()
+        let entries = pd.entries
+        e.batch(entries.count, single: 0x73, many: 0x75) { e, i in
+            e.string(entries[i].key)
+            let path = entries[i].value
+            e.tuple(count: path.count) { e in
+                for p in path {
+                    switch p {
+                    case .key(let s): e.string(s)
+                    case .index(let n): e.int(Int64(n))
+                    }
+                }
+            }
+            e.boundary()
+        }
+    }
+
+    static func storageData(_ m: DCPMetadata, _ e: inout PickleEmitter) {
+        e.out.u8(0x7D)
+        e.memoize()
+        let entries = m.storageData.entries
+        e.batch(entries.count, single: 0x73, many: 0x75) { e, i in
+            let k = entries[i].key, v = entries[i].value
+            var items: [(String, (inout PickleEmitter) -> Void)] = [
+                ("fqn", { e in e.string(k.fqn) }),
+                ("index", { e in if let x = k.index { e.int(Int64(x)) } else { e.out.u8(0x4E) } }),
+            ]
+            if let off = k.offset { items.append(("offset", { e in size(&e, off) })) }
+            newObj(&e, "MetadataIndex", items)
+            var info: [(String, (inout PickleEmitter) -> Void)] = [
+                ("relative_path", { e in e.string(v.relativePath) }),
+                ("offset", { e in e.int(Int64(v.offset)) }),
+                ("length", { e in e.int(Int64(v.length)) }),
+            ]
+            if let t = v.transformDescriptors {
+                info.append(
+                    (
+                        "transform_descriptors",
+                        { e in
+                            e.out.u8(0x5D)
+                            e.memoize()
+                            e.batch(t.count, single: 0x61, many: 0x65) { e, j in e.string(t[j]) }
+                        }
+                    ))
+            }
+            newObj(&e, "_StorageInfo", module: "torch.distributed.checkpoint.filesystem", info)
+        }
+    }
+
+    static func storageMeta(_ s: StorageMeta?, _ e: inout PickleEmitter) {
+        guard let s else {
+            e.out.u8(0x4E)
+            return
+        }
+        newObj(
+            &e, "StorageMeta",
+            [
+                (
+                    "checkpoint_id",
+                    { e in
+                        switch s.checkpointID {
+                        case nil: e.out.u8(0x4E)
+                        case .string(let str)?: e.string(str)
+                        case .path(let cls, let comps)?:
+                            e.global("pathlib", cls)
+                            e.tuple(count: comps.count) { e in for c in comps { e.string(c) } }
+                            e.out.u8(0x52)
+                            e.memoize()
+                        }
+                    }
+                ),
+                ("save_id", { e in if let x = s.saveID { e.string(x) } else { e.out.u8(0x4E) } }),
+                ("load_id", { e in if let x = s.loadID { e.string(x) } else { e.out.u8(0x4E) } }),
+                (
+                    "modules",
+                    { e in
+                        e.out.u8(0x5D)
+                        e.memoize()
+                        e.batch(s.modules.count, single: 0x61, many: 0x65) { e, j in e.string(s.modules[j]) }
+                    }
+                ),
+            ])
+    }
+}

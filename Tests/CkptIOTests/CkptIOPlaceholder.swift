@@ -1,4 +1,0 @@
-import Testing
-@testable import CkptIO
-
-@Test func placeholder() {}

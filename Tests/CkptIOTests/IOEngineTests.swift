@@ -1,0 +1,345 @@
+import Foundation
+import Glibc
+import Synchronization
+import SystemPackage
+import Testing
+@_spi(Testing) @testable import CkptIO
+
+/// Everything runs serialized so the process-wide open-descriptor count is a meaningful leak check.
+extension SerialIOTests {
+    @Suite
+    struct IOEngineTests {
+        // MARK: Correctness
+
+        @Test(arguments: Mode.all)
+        func concurrentRandomTransfersAcrossFiles(mode: Mode) async throws {
+            let baseline = Support.openFDCount()
+            guard let engine = try Support.engine(mode.backend) else { return }
+            let dir = try Support.tempDir()
+            defer { Support.remove(dir) }
+            let seed = UInt64.random(in: 0...UInt64.max)
+            var rng = SplitMix64(seed: seed)
+            let fileCount = 4
+            let fileSize = 300_000
+            // Reference contents and files.
+            var contents: [[UInt8]] = []
+            var files: [IOFile] = []
+            for i in 0..<fileCount {
+                contents.append(Support.randomBytes(fileSize, &rng))
+                files.append(try engine.open("\(dir)/f\(i)", mode: .readWrite(create: true, truncate: true), direct: mode.direct))
+            }
+            // Write every file in random unaligned slices, all concurrently.
+            var slices: [(Int, Int, Int)] = []
+            for f in 0..<fileCount {
+                var at = 0
+                while at < fileSize {
+                    let n = min(fileSize - at, Int.random(in: 1...150_000, using: &rng))
+                    slices.append((f, at, n))
+                    at += n
+                }
+            }
+            slices.shuffle(using: &rng)
+            let snapshot = contents
+            let sources = contents.enumerated().map { TestBytes($0.element, misalign: $0.offset % 2) }
+            let fileList = files
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for (f, at, n) in slices {
+                    group.addTask {
+                        try await engine.write(fileList[f], at: Int64(at), from: sources[f].slice(at..<(at + n)))
+                    }
+                }
+                try await group.waitForAll()
+            }
+            try await engine.perform(files.map { .fsync($0) })
+            for f in files { #expect(try engine.size(of: f) == Int64(fileSize)) }
+            // Random reads, concurrently, compared with the reference.
+            var reads: [(Int, Int, Int)] = []
+            for _ in 0..<40 {
+                let f = Int.random(in: 0..<fileCount, using: &rng)
+                let at = Int.random(in: 0..<fileSize, using: &rng)
+                reads.append((f, at, Int.random(in: 1...(fileSize - at), using: &rng)))
+            }
+            let mismatches = try await withThrowingTaskGroup(of: Int.self) { group in
+                for (f, at, n) in reads {
+                    group.addTask {
+                        let out = TestBytes(n, misalign: n % 3)
+                        try await engine.read(fileList[f], at: Int64(at), into: out.raw)
+                        return out.array[...] == snapshot[f][at..<(at + n)] ? 0 : 1
+                    }
+                }
+                return try await group.reduce(0, +)
+            }
+            #expect(mismatches == 0, "seed \(seed)")
+            // Aligned caller memory takes the direct-from-caller path.
+            let aligned = TestBytes(196_608)
+            try await engine.read(files[0], at: 4096, into: aligned.raw)
+            #expect(Array(aligned.raw) == Array(contents[0][4096..<(4096 + 196_608)]), "seed \(seed)")
+            for f in files { try engine.close(f) }
+            #expect(engine.buffers.heldBytes == 0)
+            await engine.shutdown()
+            #expect(Support.openFDCount() == baseline)
+        }
+
+        @Test(arguments: Mode.all)
+        func batchOfReadsWritesAndFlushes(mode: Mode) async throws {
+            let baseline = Support.openFDCount()
+            guard let engine = try Support.engine(mode.backend, queueDepth: 16) else { return }
+            let dir = try Support.tempDir()
+            defer { Support.remove(dir) }
+            var rng = SplitMix64(seed: 42)
+            let a = try engine.open("\(dir)/a", mode: .readWrite(create: true, truncate: true), direct: mode.direct)
+            let b = try engine.open("\(dir)/b", mode: .readWrite(create: true, truncate: true), direct: mode.direct)
+            let data = TestBytes(1 << 20)
+            for i in 0..<data.raw.count { data.raw[i] = UInt8(truncatingIfNeeded: rng.next()) }
+            let half = UnsafeRawBufferPointer(rebasing: data.raw[0..<(512 << 10)])
+            let rest = UnsafeRawBufferPointer(rebasing: data.raw[(512 << 10)...])
+            let before = engine.submitCalls
+            try await engine.perform([
+                .write(a, offset: 0, from: half), .write(a, offset: Int64(half.count), from: rest),
+                .write(b, offset: 100, from: UnsafeRawBufferPointer(data.raw)), .fsync(a), .fsync(b),
+            ])
+            // 16 + 16 blocks of 64 KiB and two flushes, submitted several operations at a time.
+            #expect(engine.submitCalls - before < 34)
+            let outA = TestBytes(1 << 20)
+            let outB = TestBytes(1 << 20)
+            try await engine.perform([.read(a, offset: 0, into: outA.raw), .read(b, offset: 100, into: outB.raw)])
+            #expect(Array(outA.raw) == Array(data.raw))
+            #expect(Array(outB.raw) == Array(data.raw))
+            try engine.close(a)
+            try engine.close(b)
+            await engine.shutdown()
+            #expect(Support.openFDCount() == baseline)
+        }
+
+        @Test(arguments: Mode.all)
+        func readingPastEndOfFileIsATypedError(mode: Mode) async throws {
+            let baseline = Support.openFDCount()
+            guard let engine = try Support.engine(mode.backend) else { return }
+            let dir = try Support.tempDir()
+            defer { Support.remove(dir) }
+            let path = "\(dir)/short"
+            let f = try engine.open(path, mode: .readWrite(create: true, truncate: true), direct: mode.direct)
+            let bytes = TestBytes([UInt8](repeating: 7, count: 10_000))
+            try await engine.write(f, at: 0, from: bytes.readOnly)
+            let out = TestBytes(200_000)
+            let error = await #expect(throws: IOError.self) { try await engine.read(f, at: 1000, into: out.raw) }
+            #expect(error?.code == .unexpectedEndOfFile)
+            #expect(error?.expectedBytes == 200_000)
+            #expect(error?.transferredBytes == 9_000)
+            #expect(error?.path == path)
+            #expect(error?.offset == 1000)
+            #expect(error?.description.contains(path) == true)
+            try engine.close(f)
+            #expect(engine.buffers.heldBytes == 0)
+            await engine.shutdown()
+            #expect(Support.openFDCount() == baseline)
+        }
+
+        // MARK: Buffer pool
+
+        @Test func poolBackpressureBoundsMemory() async throws {
+            let pool = try IOBufferPool(bufferSize: 4096, count: 2)
+            #expect(pool.capacityBytes == 8192)
+            let a = try await pool.acquire()
+            let b = try await pool.acquire()
+            #expect(pool.heldBytes == 8192)
+            #expect(Int(bitPattern: a.bytes.baseAddress) % 4096 == 0)
+            let waiter = Task { try await pool.acquire() }
+            try await Task.sleep(for: .milliseconds(20))
+            #expect(pool.heldBytes == 8192)
+            pool.release(a)
+            let c = try await waiter.value
+            #expect(c.index == a.index)
+            // A cancelled waiter throws and takes nothing.
+            let cancelled = Task { try await pool.acquire() }
+            try await Task.sleep(for: .milliseconds(10))
+            cancelled.cancel()
+            await #expect(throws: CancellationError.self) { try await cancelled.value }
+            pool.release(b)
+            pool.release(c)
+            pool.release(c)  // double release is ignored
+            #expect(pool.heldBytes == 0)
+            #expect(pool.peakHeldBytes == 8192)
+        }
+
+        @Test(arguments: [IOBackendKind.ioUring, .posix])
+        func manyConcurrentStagedTransfersStayWithinThePool(backend: IOBackendKind) async throws {
+            let baseline = Support.openFDCount()
+            guard let engine = try Support.engine(backend, bufferCount: 2) else { return }
+            let dir = try Support.tempDir()
+            defer { Support.remove(dir) }
+            let f = try engine.open("\(dir)/big", mode: .readWrite(create: true, truncate: true), direct: true)
+            var rng = SplitMix64(seed: 7)
+            let data = Support.randomBytes(3 << 20, &rng)
+            // Misaligned caller memory: the middle goes through the 2 pool buffers.
+            let source = TestBytes(Array(data[1...]), misalign: 8)
+            try await engine.write(f, at: 1, from: source.readOnly)
+            #expect(engine.buffers.peakHeldBytes <= engine.buffers.capacityBytes)
+            let out = TestBytes(data.count - 1, misalign: 5)
+            try await engine.read(f, at: 1, into: out.raw)
+            #expect(out.array[...] == data[1...])
+            #expect(engine.buffers.heldBytes == 0)
+            try engine.close(f)
+            await engine.shutdown()
+            #expect(Support.openFDCount() == baseline)
+        }
+
+        // MARK: Cancellation and shutdown
+
+        @Test(arguments: Mode.all)
+        func cancellationEndsTransfersWithoutLeaks(mode: Mode) async throws {
+            let baseline = Support.openFDCount()
+            guard let engine = try Support.engine(mode.backend, bufferCount: 2) else { return }
+            let dir = try Support.tempDir()
+            defer { Support.remove(dir) }
+            let f = try engine.open("\(dir)/c", mode: .readWrite(create: true, truncate: true), direct: mode.direct)
+            let data = TestBytes([UInt8](repeating: 1, count: 32 << 20))
+            // Cancelled before it starts: nothing is written.
+            let early = Task {
+                withUnsafeCurrentTask { $0?.cancel() }
+                try await engine.write(f, at: 0, from: data.readOnly)
+            }
+            await #expect(throws: CancellationError.self) { try await early.value }
+            // Cancelled while in flight: ends with success or cancellation, quickly.
+            let late = Task {
+                try await engine.write(f, at: 1, from: data.readOnly)
+            }
+            try await Task.sleep(for: .milliseconds(5))
+            late.cancel()
+            await Support.timed(10, "cancelled write") {
+                do { try await late.value } catch is CancellationError {} catch { Issue.record("\(error)") }
+            }
+            #expect(engine.buffers.heldBytes == 0)
+            try engine.close(f)
+            await engine.shutdown()
+            #expect(Support.openFDCount() == baseline)
+        }
+
+        @Test func uringCancelsABlockedReadThroughAsyncCancel() async throws {
+            let baseline = Support.openFDCount()
+            guard let engine = try Support.engine(.ioUring) else { return }
+            let dir = try Support.tempDir()
+            defer { Support.remove(dir) }
+            let path = "\(dir)/fifo"
+            #expect(mkfifo(path, 0o600) == 0)
+            // O_RDWR on a FIFO does not block at open; a read then waits for data forever.
+            let fifo = try engine.open(path, mode: .readWrite(create: false), direct: false)
+            let out = TestBytes(4096)
+            let reader = Task { try await engine.read(fifo, at: 0, into: out.raw) }
+            try await Task.sleep(for: .milliseconds(50))
+            reader.cancel()
+            await Support.timed(5, "cancel of a blocked read") {
+                await #expect(throws: CancellationError.self) { try await reader.value }
+            }
+            // Shutdown with a blocked read in flight: the read fails with a typed shutdown error.
+            let blocked = Task { try await engine.read(fifo, at: 0, into: out.raw) }
+            try await Task.sleep(for: .milliseconds(50))
+            await Support.timed(5, "shutdown with a blocked read") {
+                await engine.shutdown()
+                let error = await #expect(throws: IOError.self) { try await blocked.value }
+                #expect(error?.code == .shutdown)
+            }
+            try engine.close(fifo)
+            #expect(Support.openFDCount() == baseline)
+        }
+
+        @Test(arguments: Mode.all)
+        func shutdownWithOperationsInFlight(mode: Mode) async throws {
+            let baseline = Support.openFDCount()
+            guard let engine = try Support.engine(mode.backend, bufferCount: 2) else { return }
+            let dir = try Support.tempDir()
+            defer { Support.remove(dir) }
+            var files: [IOFile] = []
+            for i in 0..<3 {
+                files.append(try engine.open("\(dir)/s\(i)", mode: .readWrite(create: true, truncate: true), direct: mode.direct))
+            }
+            let data = TestBytes([UInt8](repeating: 3, count: 8 << 20), misalign: mode.direct ? 0 : 1)
+            let fileList = files
+            let tasks = (0..<6).map { i in
+                Task {
+                    try await engine.write(fileList[i % 3], at: Int64(i * 4096), from: data.readOnly)
+                }
+            }
+            try await Task.sleep(for: .milliseconds(3))
+            await Support.timed(10, "shutdown with writes in flight") {
+                await engine.shutdown()
+                for t in tasks {
+                    do {
+                        try await t.value
+                    } catch let e as IOError {
+                        #expect(e.code == .shutdown, "\(e)")
+                    } catch {
+                        Issue.record("unexpected \(error)")
+                    }
+                }
+            }
+            await engine.shutdown()  // idempotent
+            let after = await #expect(throws: IOError.self) { try await engine.fsync(fileList[0]) }
+            #expect(after?.code == .shutdown)
+            #expect(engine.buffers.heldBytes == 0)
+            for f in files { try engine.close(f) }
+            #expect(Support.openFDCount() == baseline)
+        }
+
+        // MARK: Backend selection
+
+        @Test func automaticFallbackWhenRingSetupFails() async throws {
+            for errno in [Errno.noFunction, .notPermitted, .permissionDenied, .invalidArgument] {
+                let plan = IOFaultPlan([.init(index: 0, kind: .ringSetup, fault: .error(errno))])
+                let engine = try IOEngine(configuration: .init(backend: .automatic, bufferSize: 4096, bufferCount: 2), faultPlan: plan)
+                #expect(engine.backend == .posix)
+                #expect(engine.backendReason.contains("fallback"))
+                #expect(engine.backendReason.contains("\(errno.rawValue)"))
+                // The fallback engine works.
+                let dir = try Support.tempDir()
+                let f = try engine.open("\(dir)/x", mode: .readWrite(create: true, truncate: true))
+                let nines = TestBytes([UInt8](repeating: 9, count: 5000))
+                try await engine.write(f, at: 0, from: nines.readOnly)
+                #expect(try engine.size(of: f) == 5000)
+                try engine.close(f)
+                Support.remove(dir)
+                await engine.shutdown()
+            }
+            // Explicit io_uring does not fall back; other errors are not swallowed.
+            let plan = IOFaultPlan([.init(index: 0, kind: .ringSetup, fault: .error(.notPermitted))])
+            let explicit = #expect(throws: IOError.self) {
+                _ = try IOEngine(configuration: .init(backend: .ioUring, bufferSize: 4096, bufferCount: 1), faultPlan: plan)
+            }
+            #expect(explicit?.code == .backendUnavailable)
+            let eio = IOFaultPlan([.init(index: 0, kind: .ringSetup, fault: .error(.ioError))])
+            #expect(throws: IOError.self) {
+                _ = try IOEngine(configuration: .init(backend: .automatic, bufferSize: 4096, bufferCount: 1), faultPlan: eio)
+            }
+        }
+
+        @Test func environmentSelectsTheBackend() async throws {
+            let config = IOEngineConfiguration(backend: .automatic, bufferSize: 4096, bufferCount: 1)
+            let posix = try IOEngine(configuration: config, faultPlan: .init(), environment: "posix")
+            #expect(posix.backend == .posix)
+            #expect(posix.backendReason.contains("CKPT_IO_BACKEND=posix"))
+            await posix.shutdown()
+            let explicit = try IOEngine(configuration: .init(backend: .posix, bufferSize: 4096, bufferCount: 1), faultPlan: .init(), environment: "uring")
+            #expect(explicit.backend == .posix)
+            await explicit.shutdown()
+            #expect(throws: IOError.self) { _ = try IOEngine(configuration: config, faultPlan: .init(), environment: "bogus") }
+            if let uring = try? IOEngine(configuration: config, faultPlan: .init(), environment: "uring") {
+                #expect(uring.backend == .ioUring)
+                #expect(uring.buffersRegistered || uring.bufferRegistrationReport.contains("failed"))
+                await uring.shutdown()
+            } else {
+                print("SKIP io_uring environment check: the ring cannot be set up here")
+            }
+        }
+
+        @Test func numaReportIsExplicit() throws {
+            let pool = try IOBufferPool(bufferSize: 4096, count: 1, numaLocal: true)
+            #expect(!pool.numaReport.isEmpty)
+            if ckptNumaNodeCount() == 1 { #expect(pool.numaReport == "1 node: NUMA placement not needed") }
+            let off = try IOBufferPool(bufferSize: 4096, count: 1, numaLocal: false)
+            #expect(off.numaReport.contains("disabled"))
+        }
+    }
+}
+
+import CCkptURing
+func ckptNumaNodeCount() -> Int { Int(ckpt_numa_node_count()) }

@@ -1,4 +1,0 @@
-import Testing
-@testable import CkptPlan
-
-@Test func placeholder() {}
