@@ -1,3 +1,5 @@
+public import CkptFormat
+
 /// What a save did, as seen by one rank.
 public struct SaveReport: Sendable {
     /// The checkpoint directory.
@@ -33,12 +35,6 @@ public struct LoadReport: Sendable {
     /// Peak bytes of the I/O engine's buffer pool during the load.
     public var peakBufferBytes: Int
     /// Non-tensor values loaded, by fqn.
-    public var values: [String: TorchValueBox]
+    public var values: [String: TorchValue]
 }
 
-import CkptFormat
-
-/// A loaded non-tensor value.
-public struct TorchValueBox: Sendable {
-    public var value: TorchValue
-}

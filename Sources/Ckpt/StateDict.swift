@@ -82,15 +82,15 @@ public struct StateDict: Sendable {
         for entry in try tree.flatten(isTensor: { $0.isTensor }) {
             guard case .leaf(let value) = entry.value else {
                 // An empty list or terminal list stays a value; represent it as a TorchValue.
-                try set(entry.fqn, path: entry.path, .value(Self.torchValue(entry.value)))
+                set(entry.fqn, path: entry.path, .value(try Self.torchValue(entry.value)))
                 continue
             }
-            try set(entry.fqn, path: entry.path, value)
+            set(entry.fqn, path: entry.path, value)
         }
     }
 
     /// Adds or replaces the entry `fqn`. `path` defaults to the single key `fqn`.
-    public mutating func set(_ fqn: String, path: [PathElement]? = nil, _ value: StateValue) throws {
+    public mutating func set(_ fqn: String, path: [PathElement]? = nil, _ value: StateValue) {
         let entry = Entry(fqn: fqn, path: path ?? [.key(fqn)], value: value)
         if let existing = index[fqn] {
             entries[existing] = entry

@@ -1,0 +1,88 @@
+import Synchronization
+
+/// A save running in the background after ``Checkpointer/saveAsync(_:to:)`` returned.
+public final class SaveHandle: Sendable {
+    let task: Task<SaveReport, any Error>
+    /// Bytes of the rank's state copied into engine memory (held until the save commits).
+    public let stagedBytes: Int
+    /// Seconds the caller was blocked staging (copying) the state.
+    public let stagingSeconds: Double
+
+    init(task: Task<SaveReport, any Error>, stagedBytes: Int, stagingSeconds: Double) {
+        self.task = task
+        self.stagedBytes = stagedBytes
+        self.stagingSeconds = stagingSeconds
+    }
+
+    /// Waits for the commit; rethrows the save's error.
+    public func wait() async throws -> SaveReport {
+        try await task.value
+    }
+}
+
+struct AsyncSaveState: Sendable {
+    var previous: Task<SaveReport, any Error>?
+    /// Staging memory kept from the previous async save and reused when large enough.
+    var arena: TensorBuffer?
+}
+
+extension Checkpointer {
+    /// Starts a save and returns as soon as this rank's state is staged (copied into memory the
+    /// engine owns), so that training can modify its tensors again. Await the returned handle for
+    /// the commit. A new async save first waits for the previous one (whose outcome, error
+    /// included, stays with the previous handle). Staging memory is the size of the rank's shard,
+    /// reused from one save to the next.
+    public func saveAsync(_ state: StateDict, to directory: String) async throws -> SaveHandle {
+        let previous = asyncState.withLock { $0.previous }
+        _ = await previous?.result
+        let clock = ContinuousClock()
+        let start = clock.now
+        let (staged, bytes) = stage(state)
+        let stagingSeconds = (clock.now - start).seconds
+        let task = Task { try await self.save(staged, to: directory) }
+        asyncState.withLock { $0.previous = task }
+        return SaveHandle(task: task, stagedBytes: bytes, stagingSeconds: stagingSeconds)
+    }
+
+    /// Copies every tensor chunk of `state` into one aligned arena (each chunk at a 4096-aligned
+    /// offset, so the save can write it with O_DIRECT without further staging).
+    func stage(_ state: StateDict) -> (StateDict, Int) {
+        let alignment = TensorBuffer.alignment
+        var total = 0
+        for entry in state.entries {
+            guard case .tensor(let tensor) = entry.value else { continue }
+            for chunk in tensor.chunks {
+                let n = chunk.elementCount * tensor.dtype.itemSize
+                total += (n + alignment - 1) / alignment * alignment
+            }
+        }
+        let arena = asyncState.withLock { s -> TensorBuffer in
+            if let arena = s.arena, arena.count >= total { return arena }
+            let fresh = TensorBuffer(uninitializedByteCount: total)
+            s.arena = fresh
+            return fresh
+        }
+        var staged = StateDict()
+        var cursor = 0
+        for entry in state.entries {
+            switch entry.value {
+            case .value:
+                staged.set(entry.fqn, path: entry.path, entry.value)
+            case .tensor(let tensor):
+                var chunks: [TensorChunk] = []
+                for chunk in tensor.chunks {
+                    let n = chunk.elementCount * tensor.dtype.itemSize
+                    if n > 0, let src = chunk.buffer.bytes.baseAddress, let dst = arena.bytes.baseAddress {
+                        (dst + cursor).copyMemory(from: src + chunk.byteOffset, byteCount: n)
+                    }
+                    chunks.append(TensorChunk(offsets: chunk.offsets, sizes: chunk.sizes, buffer: arena, byteOffset: cursor))
+                    cursor += (n + alignment - 1) / alignment * alignment
+                }
+                staged.set(
+                    entry.fqn, path: entry.path,
+                    .tensor(TensorEntry(dtype: tensor.dtype, globalShape: tensor.globalShape, chunks: chunks)))
+            }
+        }
+        return (staged, total)
+    }
+}

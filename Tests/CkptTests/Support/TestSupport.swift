@@ -1,0 +1,142 @@
+import CkptFormat
+import Foundation
+@testable import Ckpt
+import CkptIO
+
+/// Deterministic PRNG for property tests (SplitMix64).
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// A fresh temporary directory, removed by `cleanup()`.
+struct TempDir {
+    let path: String
+    init(_ label: String = "ckpt-test") {
+        path = FileManager.default.temporaryDirectory.path + "/\(label)-\(UUID().uuidString.prefix(8))"
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+    func cleanup() { try? FileManager.default.removeItem(atPath: path) }
+}
+
+/// A global tensor held in memory, with block extraction in C order.
+struct GlobalTensor {
+    var fqn: String
+    var dtype: DType
+    var shape: [Int]
+    var bytes: [UInt8]
+
+    init(fqn: String, dtype: DType, shape: [Int], rng: inout SplitMix64) {
+        self.fqn = fqn
+        self.dtype = dtype
+        self.shape = shape
+        let n = shape.reduce(1, *) * dtype.itemSize
+        bytes = (0..<n).map { _ in UInt8.random(in: 0...255, using: &rng) }
+    }
+
+    /// Visits the contiguous rows of a block: (byte offset in the global tensor, byte offset in the
+    /// block, byte length).
+    func forEachRow(offsets: [Int], sizes: [Int], _ body: (Int, Int, Int) -> Void) {
+        let e = dtype.itemSize
+        if shape.isEmpty { body(0, 0, e); return }
+        if sizes.contains(0) { return }
+        let last = shape.count - 1
+        var globalStrides = [Int](repeating: e, count: shape.count)
+        for d in stride(from: last - 1, through: 0, by: -1) { globalStrides[d] = globalStrides[d + 1] * shape[d + 1] }
+        let rowBytes = sizes[last] * e
+        var index = [Int](repeating: 0, count: last)
+        var blockOffset = 0
+        while true {
+            var g = offsets[last] * e
+            for d in 0..<last { g += (offsets[d] + index[d]) * globalStrides[d] }
+            body(g, blockOffset, rowBytes)
+            blockOffset += rowBytes
+            var d = last - 1
+            while d >= 0 {
+                index[d] += 1
+                if index[d] < sizes[d] { break }
+                index[d] = 0
+                d -= 1
+            }
+            if d < 0 { break }
+        }
+    }
+
+    func block(offsets: [Int], sizes: [Int]) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: sizes.reduce(1, *) * dtype.itemSize)
+        forEachRow(offsets: offsets, sizes: sizes) { g, b, n in
+            for i in 0..<n { out[b + i] = bytes[g + i] }
+        }
+        return out
+    }
+}
+
+/// Random chunk grids over `ranks` ranks: each rank gets a list of (offsets, sizes) blocks that
+/// together tile the tensor (some replicated on several ranks, some ranks with none).
+enum RandomGrid {
+    static func make(shape: [Int], ranks: Int, rng: inout SplitMix64) -> [[(offsets: [Int], sizes: [Int])]] {
+        var out = Array(repeating: [(offsets: [Int], sizes: [Int])](), count: ranks)
+        if shape.isEmpty || Int.random(in: 0..<8, using: &rng) == 0 {
+            // Replicated (0-d tensors always): every rank holds the whole tensor.
+            for r in 0..<ranks { out[r].append((Array(repeating: 0, count: shape.count), shape)) }
+            return out
+        }
+        // Cut each dimension into pieces (possibly empty ones), at most `ranks` blocks in total.
+        var cuts: [[Int]] = []
+        var blocks = 1
+        for extent in shape {
+            let maxPieces = max(1, min(ranks / blocks, 4))
+            let pieces = Int.random(in: 1...maxPieces, using: &rng)
+            var points = (0..<(pieces - 1)).map { _ in Int.random(in: 0...extent, using: &rng) }.sorted()
+            if Bool.random(using: &rng) && pieces > 1 {
+                // torch.chunk style even split instead.
+                let step = (extent + pieces - 1) / pieces
+                points = (1..<pieces).map { min($0 * step, extent) }
+            }
+            cuts.append([0] + points + [extent])
+            blocks *= pieces
+        }
+        var boxes: [(offsets: [Int], sizes: [Int])] = [([], [])]
+        for c in cuts {
+            var next: [(offsets: [Int], sizes: [Int])] = []
+            for b in boxes {
+                for k in 0..<(c.count - 1) { next.append((b.offsets + [c[k]], b.sizes + [c[k + 1] - c[k]])) }
+            }
+            boxes = next
+        }
+        // DCP identifies saved chunks by offsets; empty blocks may share offsets with a real one:
+        // keep the non-empty block.
+        boxes.sort { !$0.sizes.contains(0) && $1.sizes.contains(0) }
+        var seen = Set<[Int]>()
+        boxes = boxes.filter { seen.insert($0.offsets).inserted }
+        let shuffledRanks = (0..<ranks).shuffled(using: &rng)
+        for (i, box) in boxes.enumerated() {
+            out[shuffledRanks[i % ranks]].append(box)
+        }
+        return out
+    }
+}
+
+func makeEngine(bufferSize: Int = 64 << 10, bufferCount: Int = 8, backend: IOEngineConfiguration.BackendChoice = .automatic) throws -> IOEngine {
+    try IOEngine(configuration: IOEngineConfiguration(backend: backend, queueDepth: 16, bufferSize: bufferSize, bufferCount: bufferCount))
+}
+
+/// Runs `body` on `world` in-process ranks; returns results in rank order.
+func onRanks<T: Sendable>(_ world: Int, _ body: @escaping @Sendable (any Communicator) async throws -> T) async throws -> [T] {
+    let group = InProcessGroup(worldSize: world)
+    return try await withThrowingTaskGroup(of: (Int, T).self) { tasks in
+        for rank in 0..<world {
+            tasks.addTask { (rank, try await body(group.communicator(rank: rank))) }
+        }
+        var out: [(Int, T)] = []
+        for try await r in tasks { out.append(r) }
+        return out.sorted { $0.0 < $1.0 }.map(\.1)
+    }
+}
