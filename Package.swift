@@ -87,6 +87,13 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Helpers shared by the test targets (PRNG, SHA-256, fixtures, temp dirs); not a product.
+        .target(
+            name: "CkptTestSupport",
+            dependencies: ["Ckpt", "CkptIO", "CkptFormat"],
+            path: "Sources/CkptTestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "CkptIOTests", dependencies: ["CkptIO"], swiftSettings: swiftSettings),
         .testTarget(
             name: "CkptFormatTests",
@@ -95,7 +102,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "CkptPlanTests", dependencies: ["CkptPlan"], swiftSettings: swiftSettings),
-        .testTarget(name: "CkptTests", dependencies: ["Ckpt"], swiftSettings: swiftSettings),
+        .testTarget(name: "CkptTests", dependencies: ["Ckpt", "CkptTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "CkptBenchTests", dependencies: ["CkptBench"], swiftSettings: swiftSettings),
     ]
 )

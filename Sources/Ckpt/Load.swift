@@ -196,10 +196,10 @@ struct LoadExecution {
 
         let files = try openFiles()
         defer { for file in files { try? engine.close(file) } }
-        try checkLengths(files, needed: needed, values: valueRequests)
+        let fileSizes = try checkLengths(files, needed: needed, values: valueRequests)
 
         // Phase 3: locate payloads from record heads.
-        let headerBytes = try await locatePayloads(&needed, files: files)
+        let headerBytes = try await locatePayloads(&needed, files: files, fileSizes: fileSizes)
         var payloads: [[Int: PayloadLocation]] = Array(repeating: [:], count: plans.count)
         for chunk in needed {
             guard let payload = chunk.payload else { continue }
@@ -271,7 +271,8 @@ struct LoadExecution {
         return files
     }
 
-    private func checkLengths(_ files: [IOFile], needed: [NeededChunk], values: [(fqn: String, info: StorageInfo)]) throws {
+    /// Checks every record lies inside its file; returns the file sizes.
+    private func checkLengths(_ files: [IOFile], needed: [NeededChunk], values: [(fqn: String, info: StorageInfo)]) throws -> [Int] {
         var sizes: [Int] = []
         for file in files { sizes.append(Int(try engine.size(of: file))) }
         for chunk in needed {
@@ -290,11 +291,12 @@ struct LoadExecution {
                     "'\(path(file))' is \(sizes[file]) bytes, but value '\(value.fqn)' is at offset \(value.info.offset) with length \(value.info.length)")
             }
         }
+        return sizes
     }
 
     /// Reads the first bytes of every needed record (in batches) and finds the payload in each:
     /// a torch.save zip record, or DCP's safetensors variant. Returns the header bytes read.
-    private func locatePayloads(_ needed: inout [NeededChunk], files: [IOFile]) async throws -> Int {
+    private func locatePayloads(_ needed: inout [NeededChunk], files: [IOFile], fileSizes: [Int]) async throws -> Int {
         let headSize = 4096
         var headerBytes = 0
         var pending = Array(needed.indices)
@@ -308,7 +310,9 @@ struct LoadExecution {
             var next: [Int] = []
             for batchStart in stride(from: 0, to: pending.count, by: 256) {
                 let batch = Array(pending[batchStart..<min(batchStart + 256, pending.count)])
-                let lengths = batch.map { min(want[$0], needed[$0].recordLength) }
+                // A safetensors-variant record's length is its tensor's bytes, not the blob's: the
+                // head may extend past it, up to the end of the file.
+                let lengths = batch.map { min(want[$0], fileSizes[needed[$0].file] - needed[$0].recordOffset) }
                 var starts: [Int] = []
                 var total = 0
                 for n in lengths {
@@ -367,7 +371,8 @@ struct LoadExecution {
         }
         let location: TensorRecordLocation
         do {
-            location = try TorchTensorRecord.locate(head: head, recordLength: chunk.recordLength)
+            location = try TorchTensorRecord.locate(
+                head: UnsafeRawBufferPointer(rebasing: head[..<min(head.count, chunk.recordLength)]), recordLength: chunk.recordLength)
         } catch {
             throw CheckpointError(.corrupt, "\(where_): \(error.at(file: path(chunk.file), baseOffset: chunk.recordOffset))", underlying: error)
         }

@@ -1,6 +1,7 @@
 import CkptFormat
 import CkptIO
 import Foundation
+import CkptTestSupport
 import Testing
 @testable import Ckpt
 

@@ -1,13 +1,13 @@
-import CkptFormat
+public import CkptFormat
 import Foundation
-@testable import Ckpt
-import CkptIO
+public import Ckpt
+public import CkptIO
 
 /// Deterministic PRNG for property tests (SplitMix64).
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
+public struct SplitMix64: RandomNumberGenerator {
+    public var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -17,23 +17,23 @@ struct SplitMix64: RandomNumberGenerator {
 }
 
 /// A fresh temporary directory, removed by `cleanup()`.
-struct TempDir {
-    let path: String
-    init(_ label: String = "ckpt-test") {
+public struct TempDir: Sendable {
+    public let path: String
+    public init(_ label: String = "ckpt-test") {
         path = FileManager.default.temporaryDirectory.path + "/\(label)-\(UUID().uuidString.prefix(8))"
         try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     }
-    func cleanup() { try? FileManager.default.removeItem(atPath: path) }
+    public func cleanup() { try? FileManager.default.removeItem(atPath: path) }
 }
 
 /// A global tensor held in memory, with block extraction in C order.
-struct GlobalTensor {
-    var fqn: String
-    var dtype: DType
-    var shape: [Int]
-    var bytes: [UInt8]
+public struct GlobalTensor: Sendable {
+    public var fqn: String
+    public var dtype: DType
+    public var shape: [Int]
+    public var bytes: [UInt8]
 
-    init(fqn: String, dtype: DType, shape: [Int], rng: inout SplitMix64) {
+    public init(fqn: String, dtype: DType, shape: [Int], rng: inout SplitMix64) {
         self.fqn = fqn
         self.dtype = dtype
         self.shape = shape
@@ -43,7 +43,7 @@ struct GlobalTensor {
 
     /// Visits the contiguous rows of a block: (byte offset in the global tensor, byte offset in the
     /// block, byte length).
-    func forEachRow(offsets: [Int], sizes: [Int], _ body: (Int, Int, Int) -> Void) {
+    public func forEachRow(offsets: [Int], sizes: [Int], _ body: (Int, Int, Int) -> Void) {
         let e = dtype.itemSize
         if shape.isEmpty { body(0, 0, e); return }
         if sizes.contains(0) { return }
@@ -69,7 +69,7 @@ struct GlobalTensor {
         }
     }
 
-    func block(offsets: [Int], sizes: [Int]) -> [UInt8] {
+    public func block(offsets: [Int], sizes: [Int]) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: sizes.reduce(1, *) * dtype.itemSize)
         forEachRow(offsets: offsets, sizes: sizes) { g, b, n in
             for i in 0..<n { out[b + i] = bytes[g + i] }
@@ -80,8 +80,8 @@ struct GlobalTensor {
 
 /// Random chunk grids over `ranks` ranks: each rank gets a list of (offsets, sizes) blocks that
 /// together tile the tensor (some replicated on several ranks, some ranks with none).
-enum RandomGrid {
-    static func make(shape: [Int], ranks: Int, rng: inout SplitMix64) -> [[(offsets: [Int], sizes: [Int])]] {
+public enum RandomGrid {
+    public static func make(shape: [Int], ranks: Int, rng: inout SplitMix64) -> [[(offsets: [Int], sizes: [Int])]] {
         var out = Array(repeating: [(offsets: [Int], sizes: [Int])](), count: ranks)
         if shape.isEmpty || Int.random(in: 0..<8, using: &rng) == 0 {
             // Replicated (0-d tensors always): every rank holds the whole tensor.
@@ -124,12 +124,12 @@ enum RandomGrid {
     }
 }
 
-func makeEngine(bufferSize: Int = 64 << 10, bufferCount: Int = 8, backend: IOEngineConfiguration.BackendChoice = .automatic) throws -> IOEngine {
+public func makeEngine(bufferSize: Int = 64 << 10, bufferCount: Int = 8, backend: IOEngineConfiguration.BackendChoice = .automatic) throws -> IOEngine {
     try IOEngine(configuration: IOEngineConfiguration(backend: backend, queueDepth: 16, bufferSize: bufferSize, bufferCount: bufferCount))
 }
 
 /// Runs `body` on `world` in-process ranks; returns results in rank order.
-func onRanks<T: Sendable>(_ world: Int, _ body: @escaping @Sendable (any Communicator) async throws -> T) async throws -> [T] {
+public func onRanks<T: Sendable>(_ world: Int, _ body: @escaping @Sendable (any Communicator) async throws -> T) async throws -> [T] {
     let group = InProcessGroup(worldSize: world)
     return try await withThrowingTaskGroup(of: (Int, T).self) { tasks in
         for rank in 0..<world {
