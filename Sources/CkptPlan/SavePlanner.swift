@@ -7,7 +7,9 @@ public enum SavePlanner {
     /// dtype and element size); de-duplicate (identity `(fqn, offsets)` for tensors, `fqn` for
     /// bytes) with `options.dedup`; build the ordered metadata; validate each tensor's chunks as DCP
     /// does (no overlap; for more than one rank, volumes add up; 0-d tensors exempt); split each
-    /// rank's kept items into files.
+    /// rank's kept items into files. The overlap check is DCP's exact `_check_box_overlap`, under
+    /// which a 0-size chunk strictly inside another chunk counts as overlapping (torch would refuse
+    /// to save it too).
     ///
     /// - Parameters:
     ///   - ranks: Per rank, its items in state-dict order.
@@ -235,7 +237,7 @@ public enum SavePlanner {
         for entry in entries {
             guard case .tensor(let tensor) = entry.kind, !tensor.globalShape.isEmpty else { continue }
             let boxes = tensor.chunks.map(\.box)
-            if let (a, b) = OverlapIndex(boxes: boxes, shape: tensor.globalShape).firstOverlappingPair() {
+            if let (a, b) = OverlapIndex(boxes: boxes, shape: tensor.globalShape).firstOverlappingPairIncludingEmpty() {
                 throw .overlappingChunks(
                     fqn: entry.fqn, first: boxes[a], firstWriter: tensor.chunks[a].writer,
                     second: boxes[b], secondWriter: tensor.chunks[b].writer)

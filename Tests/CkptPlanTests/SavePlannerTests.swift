@@ -344,12 +344,20 @@ func tensorItem(_ fqn: String, _ shape: [Int], offsets: [Int]? = nil, sizes: [In
                 [tensorItem("w", [4, 4], offsets: [2, 0], sizes: [1, 4])],
             ])
         }
+        // DCP's rule: an empty chunk strictly inside another one overlaps it.
+        #expect(
+            throws: SavePlanError.overlappingChunks(
+                fqn: "w", first: ChunkBox(offsets: [0], sizes: [4]), firstWriter: SaveItemReference(rank: 0, item: 0),
+                second: ChunkBox(offsets: [2], sizes: [0]), secondWriter: SaveItemReference(rank: 1, item: 0))
+        ) {
+            try SavePlanner.plan(ranks: [[tensorItem("w", [4])], [tensorItem("w", [4], offsets: [2], sizes: [0])]])
+        }
         // One rank: DCP skips the volume check; 0-size chunks never overlap; 0-d tensors are exempt.
         #expect(throws: Never.self) {
             _ = try SavePlanner.plan(ranks: [[tensorItem("w", [4, 4], offsets: [0, 0], sizes: [2, 4])]])
             _ = try SavePlanner.plan(ranks: [
                 [tensorItem("w", [2, 4], offsets: [0, 0], sizes: [2, 4])],
-                [tensorItem("w", [2, 4], offsets: [1, 0], sizes: [0, 4])],
+                [tensorItem("w", [2, 4], offsets: [2, 0], sizes: [0, 4])],
                 [tensorItem("s", [])],
             ])
         }

@@ -100,4 +100,28 @@ struct OverlapIndex {
         }
         return best
     }
+
+    /// Like ``firstOverlappingPair()`` but with DCP's exact save-time rule (`_check_box_overlap`),
+    /// under which a 0-size box strictly inside another box also "overlaps" it. Empty boxes are
+    /// few (at most one per rank and tensor in DTensor layouts), so they are checked pairwise.
+    func firstOverlappingPairIncludingEmpty() -> (Int, Int)? {
+        var best = firstOverlappingPair()
+        guard dimension != nil else { return best }
+        let empty = boxes.indices.filter { boxes[$0].sizes.contains(0) }
+        for e in empty {
+            for other in boxes.indices where other != e {
+                if boxes[other].sizes.contains(0), other < e { continue }  // pair already seen
+                if BoxMath.overlaps(boxes[e], boxes[other]) {
+                    let pair = (min(e, other), max(e, other))
+                    if let current = best {
+                        if pair < current { best = pair }
+                    } else {
+                        best = pair
+                    }
+                    break
+                }
+            }
+        }
+        return best
+    }
 }
