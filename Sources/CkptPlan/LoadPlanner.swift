@@ -86,6 +86,19 @@ public enum LoadPlanner {
             neededSavedChunks: neededChunks, neededBytes: needed)
     }
 
+    /// Phase one for a whole state dict: ``planOverlaps(_:saved:)`` for every request, looking each
+    /// fqn up in `checkpoint`. Stops at the first error.
+    public static func planOverlaps(
+        _ requests: [TensorLoadRequest], checkpoint: [String: SavedEntry]
+    ) throws(LoadPlanError) -> [TensorOverlapPlan] {
+        var plans: [TensorOverlapPlan] = []
+        plans.reserveCapacity(requests.count)
+        for request in requests {
+            plans.append(try planOverlaps(request, saved: checkpoint[request.fqn]))
+        }
+        return plans
+    }
+
     /// Checks a request for a non-tensor value against what was saved.
     ///
     /// - Throws: ``LoadPlanError/missingInCheckpoint(fqn:)`` or ``LoadPlanError/kindMismatch(fqn:saved:requested:)``.

@@ -14,9 +14,22 @@ import Testing
         var dtype: String { "e\(elementSize)" }
     }
 
-    /// Runs one random case; returns the number of reads (to show the test does work).
-    @discardableResult
-    static func runCase(seed: UInt64) throws -> Int {
+    /// What a batch of cases exercised, printed so a degenerate generator would show.
+    struct Coverage {
+        var cases = 0
+        var reads = 0
+        var stagedReads = 0
+        var scatterEntries = 0
+        var bytesVerified = 0
+        var multiDimTensors = 0
+        var emptyTensors = 0
+        var zeroDimTensors = 0
+        var replicatedSaves = 0
+    }
+
+    /// Runs one random case and adds what it exercised to `coverage`.
+    static func runCase(seed: UInt64, coverage: inout Coverage) throws {
+        coverage.cases += 1
         var rng = SplitMix64(seed: seed)
         let saveRanks = rng.int(1...8)
 
@@ -30,6 +43,9 @@ import Testing
             let tensor = TensorCase(
                 fqn: "t\(index)", shape: shape, elementSize: elementSize, global: rng.bytes(volume * elementSize))
             tensors.append(tensor)
+            if shape.isEmpty { coverage.zeroDimTensors += 1 }
+            if shape.count >= 2 { coverage.multiDimTensors += 1 }
+            if volume == 0 { coverage.emptyTensors += 1 }
 
             var perRank = [[ChunkBox]](repeating: [], count: saveRanks)
             let mode = rng.int(0...9)
@@ -157,7 +173,11 @@ import Testing
             }
         }
 
-        var totalReads = 0
+        for id in Set(rankItems.flatMap { $0.map(identity) }) {
+            if rankItems.filter({ $0.contains { identity($0) == id } }).count > 1 {
+                coverage.replicatedSaves += 1
+            }
+        }
         for rank in 0..<loadRanks {
             // Destinations: one packed buffer per rank, or one buffer per local chunk.
             var buffers: [[UInt8]] = []
@@ -257,7 +277,9 @@ import Testing
                 let ranges = payloadRanges[filePlan.file] ?? []
                 #expect(filePlan.reads.map(\.offset) == filePlan.reads.map(\.offset).sorted(), "seed \(seed)")
                 for read in filePlan.reads {
-                    totalReads += 1
+                    coverage.reads += 1
+                    coverage.scatterEntries += read.scatter.count
+                    if !read.isDirect { coverage.stagedReads += 1 }
                     readBytes += read.length
                     #expect(read.length > 0 && read.length <= options.maxReadSize, "seed \(seed)")
                     let inside = ranges.contains { $0.lowerBound <= read.offset && read.offset + read.length <= $0.upperBound }
@@ -304,6 +326,7 @@ import Testing
                 }
                 #expect(ok, "seed \(seed) rank \(rank): wrong bytes in \(tensor.fqn) block \(expectation.box)")
                 let bytes = (expectation.box.volume ?? 0) * size
+                coverage.bytesVerified += bytes
                 for offset in expectation.base..<(expectation.base + bytes) { expectedWritten[expectation.buffer][offset] = true }
             }
             for (buffer, value) in bytesExpectations {
@@ -312,20 +335,20 @@ import Testing
             }
             #expect(written == expectedWritten, "seed \(seed) rank \(rank): written bytes differ from the requested blocks")
         }
-        return totalReads
     }
 
     @Test(arguments: 0..<8)
     func randomLayouts(batch: Int) throws {
-        var reads = 0
+        var coverage = Coverage()
         for index in 0..<600 {
             let seed = UInt64(batch * 1_000_003 + index) &* 0x9E37_79B9
             do {
-                reads += try Self.runCase(seed: seed)
+                try Self.runCase(seed: seed, coverage: &coverage)
             } catch {
                 Issue.record("seed \(seed): \(error)")
             }
         }
-        #expect(reads > 0)
+        #expect(coverage.reads > 0 && coverage.stagedReads > 0 && coverage.replicatedSaves > 0)
+        print("reshard batch \(batch): \(coverage)")
     }
 }
