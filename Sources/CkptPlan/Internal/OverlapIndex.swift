@@ -54,8 +54,9 @@ struct OverlapIndex {
         return low
     }
 
-    /// Calls `body` with the index of every box overlapping `query` (DCP's overlap rule), in
-    /// increasing box index order.
+    /// Indices of the boxes with a non-empty intersection with `query`, ascending. (Empty boxes
+    /// are not indexed and an empty query matches nothing, although DCP's formula would call an
+    /// empty box strictly inside another one overlapping: such pairs share no bytes.)
     func overlapping(_ query: ChunkBox) -> [Int] {
         guard let dim = dimension else { return order }
         if query.sizes.contains(0) { return [] }
