@@ -430,9 +430,16 @@ public final class IOEngine: Sendable {
             return
         }
         let ops = unit.pieces.map { piece in
-            RawOp(
+            // Caller memory that lies in a registered pool buffer uses fixed-buffer transfers.
+            var fixed: Int32 = -1
+            if piece.route == .direct, buffersRegistered,
+                let index = buffers.bufferIndex(containing: piece.address, length: piece.length)
+            {
+                fixed = Int32(index)
+            }
+            return RawOp(
                 kind: piece.kind, fd: piece.route == .direct ? piece.file.fd : piece.file.bufferedFD,
-                address: piece.address, length: piece.length, offset: piece.offset)
+                address: piece.address, length: piece.length, offset: piece.offset, fixedIndex: fixed)
         }
         let results = await io.run(ops)
         var failure: (any Error)?
