@@ -21,6 +21,7 @@ public struct RawDeviceProbe: Sendable {
     public struct Settings: Sendable, Codable, Hashable {
         public var backend: String
         public var backendReason: String
+        /// Whether the file was really opened with O_DIRECT (false when the file system refused it).
         public var direct: Bool
         public var blockSize: Int
         public var queueDepth: Int
@@ -90,7 +91,7 @@ public struct RawDeviceProbe: Sendable {
         let path = file ?? "\(directory)/ckpt-raw-probe-\(getpid()).bin"
         let keep = keepFile || file != nil
         let block = engine.buffers.bufferSize
-        let settings = Settings(
+        var settings = Settings(
             backend: engine.backend.rawValue, backendReason: engine.backendReason, direct: true, blockSize: block,
             queueDepth: engine.configuration.queueDepth, registeredBuffers: engine.buffersRegistered,
             numaReport: engine.numaReport, path: path)
@@ -115,6 +116,7 @@ public struct RawDeviceProbe: Sendable {
         if phases != .read {
             total = Self.roundUp(bytes ?? (1 << 30))
             let f = try engine.open(path, mode: .write(create: true, truncate: true), direct: true)
+            settings.direct = f.isDirect
             do {
                 let start = ContinuousClock.now
                 try await engine.perform(Self.requests(total, block, lent) { .write(f, offset: $0, from: UnsafeRawBufferPointer($1)) })
@@ -129,6 +131,7 @@ public struct RawDeviceProbe: Sendable {
         }
         if phases != .write {
             let f = try engine.open(path, mode: .read, direct: true)
+            settings.direct = settings.direct && f.isDirect
             do {
                 let size = try engine.size(of: f)
                 total = Alignment.roundDown(min(size, bytes.map(Self.roundUp) ?? size))
@@ -197,7 +200,7 @@ public struct RawDeviceProbe: Sendable {
         return """
             raw device probe: \(r.settings.path)
               backend: \(r.settings.backend) (\(r.settings.backendReason))
-              O_DIRECT, block \(r.settings.blockSize) bytes, queue depth \(r.settings.queueDepth), \
+              \(r.settings.direct ? "O_DIRECT" : "buffered (O_DIRECT refused by the file system)"), block \(r.settings.blockSize) bytes, queue depth \(r.settings.queueDepth), \
             registered buffers: \(r.settings.registeredBuffers)
               NUMA: \(r.settings.numaReport)
             phase   bytes           seconds    throughput
