@@ -395,7 +395,9 @@ public final class IOEngine: Sendable {
             try await run(units[0])
             return
         }
-        let window = configuration.queueDepth
+        // Twice the queue depth of units may be started: the backend admits at most queueDepth
+        // operations, so the next batch is already waiting when one completes.
+        let window = configuration.queueDepth * 2
         var failure: (any Error)?
         await withTaskGroup(of: (Int, (any Error)?).self) { group in
             var next = 0
