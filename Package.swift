@@ -83,6 +83,7 @@ let package = Package(
             name: "ckpt-bench",
             dependencies: [
                 "CkptBench",
+                "CkptIO",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings

@@ -18,10 +18,15 @@ extension DCPMetadata {
     /// Encodes as `pickle.dump(metadata)` does: protocol 4 with framing, MEMOIZE after every
     /// memoizable object, and memo re-use of classes, strings, the shared layout and
     /// memory-format objects (spec §2.3).
-    public func encoded() -> [UInt8] {
+    ///
+    /// `style` picks which equal strings are shared through the memo, mirroring CPython object
+    /// identity: `.gathered` for metadata assembled by a coordinator from plans gathered over a
+    /// process group (fqn strings are distinct objects per use), `.singleProcess` for `no_dist`
+    /// saves (one string object per fqn). Both load identically; the style only affects bytes.
+    public func encoded(style: MetadataPickleStyle = .gathered) -> [UInt8] {
         var e = PickleEmitter(protocol: .v4, reuseStrings: true)
         e.begin()
-        MetadataEncoder.metadata(self, &e)
+        MetadataEncoder.metadata(self, style, &e)
         return e.finish()
     }
 }
@@ -326,24 +331,37 @@ enum MetadataEncoder {
         e.memoize()
     }
 
-    static func metadata(_ m: DCPMetadata, _ e: inout PickleEmitter) {
+    /// Emits an fqn-like string following the sharing style.
+    static func shared(_ s: String, _ style: MetadataPickleStyle, scope: String, _ e: inout PickleEmitter) {
+        switch style {
+        case .singleProcess: e.string(s)
+        case .gathered:
+            if scope.isEmpty {
+                e.string(s, identity: .token("fresh:\(e.memoCount)"))
+            } else {
+                e.string(s, identity: .token(scope + ":" + s))
+            }
+        }
+    }
+
+    static func metadata(_ m: DCPMetadata, _ style: MetadataPickleStyle, _ e: inout PickleEmitter) {
         newObj(
             &e, "Metadata",
             [
-                ("state_dict_metadata", { e in stateDict(m, &e) }),
-                ("planner_data", { e in plannerData(m, &e) }),
-                ("storage_data", { e in storageData(m, &e) }),
+                ("state_dict_metadata", { e in stateDict(m, style, &e) }),
+                ("planner_data", { e in plannerData(m, style, &e) }),
+                ("storage_data", { e in storageData(m, style, &e) }),
                 ("storage_meta", { e in storageMeta(m.storageMeta, &e) }),
                 ("version", { e in if let v = m.version { e.string(v) } else { e.out.u8(0x4E) } }),
             ])
     }
 
-    static func stateDict(_ m: DCPMetadata, _ e: inout PickleEmitter) {
+    static func stateDict(_ m: DCPMetadata, _ style: MetadataPickleStyle, _ e: inout PickleEmitter) {
         e.out.u8(0x7D)
         e.memoize()
         let entries = m.stateDictMetadata.entries
         e.batch(entries.count, single: 0x73, many: 0x75) { e, i in
-            e.string(entries[i].key)
+            shared(entries[i].key, style, scope: "", &e)
             switch entries[i].value {
             case .bytes:
                 cls(&e, "BytesStorageMetadata")
@@ -406,7 +424,7 @@ enum MetadataEncoder {
         e.out.u8(0x62)
     }
 
-    static func plannerData(_ m: DCPMetadata, _ e: inout PickleEmitter) {
+    static func plannerData(_ m: DCPMetadata, _ style: MetadataPickleStyle, _ e: inout PickleEmitter) {
         guard let pd = m.plannerData else {
             e.out.u8(0x4E)
             return
@@ -415,12 +433,12 @@ enum MetadataEncoder {
         e.memoize()
         let entries = pd.entries
         e.batch(entries.count, single: 0x73, many: 0x75) { e, i in
-            e.string(entries[i].key)
+            shared(entries[i].key, style, scope: "", &e)
             let path = entries[i].value
             e.tuple(count: path.count) { e in
                 for p in path {
                     switch p {
-                    case .key(let s): e.string(s)
+                    case .key(let s): shared(s, style, scope: "planner", &e)
                     case .index(let n): e.int(Int64(n))
                     }
                 }
@@ -429,20 +447,20 @@ enum MetadataEncoder {
         }
     }
 
-    static func storageData(_ m: DCPMetadata, _ e: inout PickleEmitter) {
+    static func storageData(_ m: DCPMetadata, _ style: MetadataPickleStyle, _ e: inout PickleEmitter) {
         e.out.u8(0x7D)
         e.memoize()
         let entries = m.storageData.entries
         e.batch(entries.count, single: 0x73, many: 0x75) { e, i in
             let k = entries[i].key, v = entries[i].value
             var items: [(String, (inout PickleEmitter) -> Void)] = [
-                ("fqn", { e in e.string(k.fqn) }),
+                ("fqn", { e in shared(k.fqn, style, scope: "", &e) }),
                 ("index", { e in if let x = k.index { e.int(Int64(x)) } else { e.out.u8(0x4E) } }),
             ]
             if let off = k.offset { items.append(("offset", { e in size(&e, off) })) }
             newObj(&e, "MetadataIndex", items)
             var info: [(String, (inout PickleEmitter) -> Void)] = [
-                ("relative_path", { e in e.string(v.relativePath) }),
+                ("relative_path", { e in shared(v.relativePath, style, scope: "path", &e) }),
                 ("offset", { e in e.int(Int64(v.offset)) }),
                 ("length", { e in e.int(Int64(v.length)) }),
             ]
@@ -495,4 +513,12 @@ enum MetadataEncoder {
                 ),
             ])
     }
+}
+
+/// How `.metadata` strings are shared through the pickle memo (affects bytes only, not meaning).
+public enum MetadataPickleStyle: Sendable {
+    /// Coordinator-gathered plans (the usual multi-rank save): fqn strings are not shared.
+    case gathered
+    /// A single process without a process group: equal strings are shared.
+    case singleProcess
 }

@@ -7,7 +7,8 @@ import CCkptHash
 /// Layout matches PyTorch's writer (spec §3.2–3.6): every local header carries an `FB` padding
 /// extra field so payloads start at a multiple of ``alignment`` (relative to the archive start),
 /// CRC and sizes go to a data descriptor (flags `0x0808`; `0x0800` and no descriptor for empty
-/// payloads), and zip64 structures appear only where a size or offset reaches `0xFFFFFFFF`.
+/// payloads), zip64 extra fields appear only where a size or offset reaches `0xFFFFFFFF`, and the
+/// archive always ends with a zip64 end record + locator before the classic EOCD (as torch does).
 public struct ZipStreamWriter: Sendable {
     /// Payload alignment (64 by default as in torch; 4096 for O_DIRECT-friendly records).
     public let alignment: Int
@@ -172,9 +173,9 @@ public struct ZipStreamWriter: Sendable {
         }
         let cdSize = w.count
         let n = written.count
-        let zip64 = cdOffset >= 0xFFFF_FFFF || cdSize >= 0xFFFF_FFFF || n >= 0xFFFF
-            || written.contains { $0.size >= 0xFFFF_FFFF || $0.lho >= 0xFFFF_FFFF }
-        if zip64 {
+        // PyTorch (miniz in zip64 mode) always writes the zip64 end record and locator, and puts
+        // real values in the classic EOCD when they fit (observed in every fixture).
+        do {
             let z64Offset = cdOffset + cdSize
             w.u32(0x0606_4B50)
             w.u64(44)
@@ -197,7 +198,7 @@ public struct ZipStreamWriter: Sendable {
         w.u16(UInt16(Swift.min(n, 0xFFFF)))
         w.u16(UInt16(Swift.min(n, 0xFFFF)))
         w.u32(cdSize >= 0xFFFF_FFFF ? 0xFFFF_FFFF : UInt32(cdSize))
-        w.u32(zip64 ? 0xFFFF_FFFF : UInt32(cdOffset))
+        w.u32(cdOffset >= 0xFFFF_FFFF ? 0xFFFF_FFFF : UInt32(cdOffset))
         w.u16(0)
         offset += w.count
         return w.bytes

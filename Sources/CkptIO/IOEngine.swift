@@ -6,6 +6,20 @@ import SystemPackage
 /// The I/O engine: batches of positioned reads, writes and flushes over many files, on io_uring
 /// or a POSIX thread pool, with O_DIRECT or buffered files and a bounded pool of aligned buffers.
 ///
+/// - Transfers of any size are split into blocks of `bufferSize`; up to `queueDepth` operations
+///   are in flight, submitted several per `io_uring_enter` (batches of `queueDepth / 4`).
+/// - O_DIRECT and unaligned transfers: the 4096-aligned middle goes direct, from the caller's
+///   memory when its address is aligned, otherwise staged through pool buffers (one buffer per
+///   block in flight, so memory stays bounded); the unaligned head and tail (and the rest of a
+///   short direct transfer that is no longer aligned) go through the file's buffered companion
+///   descriptor. Linux keeps the page cache coherent with direct I/O on other ranges (a direct
+///   read first writes back cached dirty pages of its range), and one fsync flushes both.
+/// - Short transfers are completed by resubmitting the rest; EINTR, EAGAIN and EBUSY are retried
+///   at most 64 times per block (with a short sleep for EAGAIN/EBUSY); everything else surfaces
+///   as `IOError` naming the operation, path and offset.
+/// - Every call returns only once the kernel no longer uses the caller's memory, also when it is
+///   cancelled (io_uring: IORING_OP_ASYNC_CANCEL, then the normal completion) or fails.
+///
 /// Call `shutdown()` when done: it waits for operations in flight and releases the ring,
 /// threads and buffers.
 public final class IOEngine: Sendable {
@@ -381,7 +395,9 @@ public final class IOEngine: Sendable {
             try await run(units[0])
             return
         }
-        let window = configuration.queueDepth
+        // Twice the queue depth of units may be started: the backend admits at most queueDepth
+        // operations, so the next batch is already waiting when one completes.
+        let window = configuration.queueDepth * 2
         var failure: (any Error)?
         await withTaskGroup(of: (Int, (any Error)?).self) { group in
             var next = 0
@@ -430,9 +446,16 @@ public final class IOEngine: Sendable {
             return
         }
         let ops = unit.pieces.map { piece in
-            RawOp(
+            // Caller memory that lies in a registered pool buffer uses fixed-buffer transfers.
+            var fixed: Int32 = -1
+            if piece.route == .direct, buffersRegistered,
+                let index = buffers.bufferIndex(containing: piece.address, length: piece.length)
+            {
+                fixed = Int32(index)
+            }
+            return RawOp(
                 kind: piece.kind, fd: piece.route == .direct ? piece.file.fd : piece.file.bufferedFD,
-                address: piece.address, length: piece.length, offset: piece.offset)
+                address: piece.address, length: piece.length, offset: piece.offset, fixedIndex: fixed)
         }
         let results = await io.run(ops)
         var failure: (any Error)?

@@ -86,6 +86,19 @@ public enum LoadPlanner {
             neededSavedChunks: neededChunks, neededBytes: needed)
     }
 
+    /// Phase one for a whole state dict: ``planOverlaps(_:saved:)`` for every request, looking each
+    /// fqn up in `checkpoint`. Stops at the first error.
+    public static func planOverlaps(
+        _ requests: [TensorLoadRequest], checkpoint: [String: SavedEntry]
+    ) throws(LoadPlanError) -> [TensorOverlapPlan] {
+        var plans: [TensorOverlapPlan] = []
+        plans.reserveCapacity(requests.count)
+        for request in requests {
+            plans.append(try planOverlaps(request, saved: checkpoint[request.fqn]))
+        }
+        return plans
+    }
+
     /// Checks a request for a non-tensor value against what was saved.
     ///
     /// - Throws: ``LoadPlanError/missingInCheckpoint(fqn:)`` or ``LoadPlanError/kindMismatch(fqn:saved:requested:)``.
@@ -122,12 +135,16 @@ public enum LoadPlanner {
     /// is one run; otherwise there is one run per row of the intersection.
     ///
     /// - Parameters:
-    ///   - overlap: An overlap of `plan`.
+    ///   - overlap: An overlap of `plan` (an overlap of another plan gives no runs if its indices
+    ///     are out of range, and meaningless runs otherwise).
     ///   - plan: Its phase-one plan.
     ///   - payload: Where the saved chunk's payload lies.
     public static func copyRuns(
         for overlap: ChunkOverlap, in plan: TensorOverlapPlan, payload: PayloadLocation
     ) -> [CopyRun] {
+        guard plan.saved.chunks.indices.contains(overlap.savedChunk),
+            plan.request.localChunks.indices.contains(overlap.localChunk)
+        else { return [] }
         var runs: [CopyRun] = []
         RunBuilder.appendRuns(
             overlap: overlap, savedSizes: plan.saved.chunks[overlap.savedChunk].sizes,

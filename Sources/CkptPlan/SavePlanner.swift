@@ -7,7 +7,9 @@ public enum SavePlanner {
     /// dtype and element size); de-duplicate (identity `(fqn, offsets)` for tensors, `fqn` for
     /// bytes) with `options.dedup`; build the ordered metadata; validate each tensor's chunks as DCP
     /// does (no overlap; for more than one rank, volumes add up; 0-d tensors exempt); split each
-    /// rank's kept items into files.
+    /// rank's kept items into files. The overlap check is DCP's exact `_check_box_overlap`, under
+    /// which a 0-size chunk strictly inside another chunk counts as overlapping (torch would refuse
+    /// to save it too).
     ///
     /// - Parameters:
     ///   - ranks: Per rank, its items in state-dict order.
@@ -203,39 +205,46 @@ public enum SavePlanner {
     private static func buildMetadata(
         ranks: [[SaveItem]], kept: [[Int]]
     ) throws(SavePlanError) -> [SaveMetadataEntry] {
+        // Chunk lists are grown in a side table and attached at the end, so appending never
+        // copies an enum payload (which would make this quadratic in the chunk count).
         var entries: [SaveMetadataEntry] = []
+        var chunkLists: [[SaveMetadataEntry.Chunk]] = []
         var position: [String: Int] = [:]
         for (rank, indices) in kept.enumerated() {
             for index in indices {
                 let ref = SaveItemReference(rank: rank, item: index)
-                let item = ranks[rank][index]
-                switch item {
+                switch ranks[rank][index] {
                 case .bytes(let fqn, _):
                     if position[fqn] == nil {
                         position[fqn] = entries.count
                         entries.append(SaveMetadataEntry(fqn: fqn, kind: .bytes(writer: ref)))
+                        chunkLists.append([])
                     }
                 case .tensor(let tensor):
                     let chunk = SaveMetadataEntry.Chunk(box: tensor.chunk, writer: ref)
                     if let at = position[tensor.fqn] {
-                        if case .tensor(var existing) = entries[at].kind {
-                            existing.chunks.append(chunk)
-                            entries[at].kind = .tensor(existing)
-                        }
+                        chunkLists[at].append(chunk)
                     } else {
                         position[tensor.fqn] = entries.count
                         let model = SaveMetadataEntry.Tensor(
                             globalShape: tensor.globalShape, elementSize: tensor.elementSize,
-                            dtype: tensor.dtype, chunks: [chunk])
+                            dtype: tensor.dtype, chunks: [])
                         entries.append(SaveMetadataEntry(fqn: tensor.fqn, kind: .tensor(model)))
+                        chunkLists.append([chunk])
                     }
                 }
+            }
+        }
+        for at in entries.indices {
+            if case .tensor(var model) = entries[at].kind {
+                model.chunks = chunkLists[at]
+                entries[at].kind = .tensor(model)
             }
         }
         for entry in entries {
             guard case .tensor(let tensor) = entry.kind, !tensor.globalShape.isEmpty else { continue }
             let boxes = tensor.chunks.map(\.box)
-            if let (a, b) = OverlapIndex(boxes: boxes, shape: tensor.globalShape).firstOverlappingPair() {
+            if let (a, b) = OverlapIndex(boxes: boxes, shape: tensor.globalShape).firstOverlappingPairIncludingEmpty() {
                 throw .overlappingChunks(
                     fqn: entry.fqn, first: boxes[a], firstWriter: tensor.chunks[a].writer,
                     second: boxes[b], secondWriter: tensor.chunks[b].writer)

@@ -2,13 +2,13 @@
 /// blocks. Computed from metadata alone, before any record is opened.
 public struct TensorOverlapPlan: Hashable, Sendable {
     /// The request this plan answers.
-    public var request: TensorLoadRequest
+    public let request: TensorLoadRequest
     /// The saved layout it was matched against.
-    public var saved: SavedTensorLayout
+    public let saved: SavedTensorLayout
     /// Every non-empty intersection, sorted by saved chunk, then local chunk.
-    public var overlaps: [ChunkOverlap]
+    public let overlaps: [ChunkOverlap]
     /// Indices of the saved chunks the rank needs, ascending (fetch only these records' headers).
-    public var neededSavedChunks: [Int]
+    public let neededSavedChunks: [Int]
     /// Bytes of the requested blocks (all covered by saved chunks).
-    public var neededBytes: Int
+    public let neededBytes: Int
 }

@@ -233,6 +233,22 @@ func readPlan(_ saved: SavedEntry, _ request: TensorLoadRequest, options: ReadPl
         }
     }
 
+    @Test func wholeStateDictPhaseOne() throws {
+        let checkpoint: [String: SavedEntry] = [
+            "a": layout([4], [box([0], [2]), box([2], [2])]), "b": layout([2, 2], [box([0, 0], [2, 2])]), "x": .bytes,
+        ]
+        let plans = try LoadPlanner.planOverlaps(
+            [request([4], [box([2], [2])], fqn: "a"), request([2, 2], [box([0, 0], [2, 2])], fqn: "b")],
+            checkpoint: checkpoint)
+        #expect(plans.map(\.neededSavedChunks) == [[1], [0]])
+        #expect(throws: LoadPlanError.missingInCheckpoint(fqn: "c")) {
+            try LoadPlanner.planOverlaps([request([4], [box([0], [4])], fqn: "c")], checkpoint: checkpoint)
+        }
+        #expect(throws: LoadPlanError.kindMismatch(fqn: "x", saved: "non-tensor value", requested: "tensor")) {
+            try LoadPlanner.planOverlaps([request([4], [box([0], [4])], fqn: "x")], checkpoint: checkpoint)
+        }
+    }
+
     @Test func fixtureBColumnShardsLoadIntoThreeRowShards() throws {
         // Spec §7 example (2 -> 3 with Shard(1) -> Shard(0)) on fixture b's model.proj.weight [4, 6].
         let manifest = try FixtureManifest.load()

@@ -196,6 +196,24 @@ func tensorItem(_ fqn: String, _ shape: [Int], offsets: [Int]? = nil, sizes: [In
         #expect(plan.tensorBytesPerRank == [64, 8 + 64, 0])
     }
 
+    @Test func dedupCountsGlobalTensorBytesNotChunkBytes() throws {
+        // torch's WriteItem.tensor_storage_size() multiplies TensorWriteData.size, the *global*
+        // shape. Visit order: p0 (rank 0), p (rank 1: charged 400 B global, 40 B of chunk), s
+        // (ranks 1, 2 -> rank 2, 200 B), r (ranks 1, 2): global counters 400 vs 200 send r to
+        // rank 2; chunk bytes (40 vs 200) would send it to rank 1.
+        let ranks: [[SaveItem]] = [
+            [tensorItem("p", [100], offsets: [10], sizes: [90])],
+            [tensorItem("p", [100], offsets: [0], sizes: [10]), tensorItem("s", [50]), tensorItem("r", [3])],
+            [tensorItem("s", [50]), tensorItem("r", [3])],
+        ]
+        let plan = try SavePlanner.plan(ranks: ranks)
+        #expect(plan.keptItems == [[0], [0], [0, 1]])
+        #expect(plan.assignedWeights == [400, 400, 212])
+        // Our balanced policy charges chunk bytes: unique first (rank 1: 40), then s -> rank 2, r -> rank 1.
+        let balanced = try SavePlanner.plan(ranks: ranks, options: SavePlanOptions(dedup: .balancedByBytes))
+        #expect(balanced.keptItems == [[0], [0, 2], [0]])
+    }
+
     @Test func globallyEmptyTensorCountsOneByte() throws {
         let ranks: [[SaveItem]] = [
             [tensorItem("e", [0, 4])], [tensorItem("e", [0, 4])], [tensorItem("e", [0, 4])],
@@ -344,12 +362,20 @@ func tensorItem(_ fqn: String, _ shape: [Int], offsets: [Int]? = nil, sizes: [In
                 [tensorItem("w", [4, 4], offsets: [2, 0], sizes: [1, 4])],
             ])
         }
+        // DCP's rule: an empty chunk strictly inside another one overlaps it.
+        #expect(
+            throws: SavePlanError.overlappingChunks(
+                fqn: "w", first: ChunkBox(offsets: [0], sizes: [4]), firstWriter: SaveItemReference(rank: 0, item: 0),
+                second: ChunkBox(offsets: [2], sizes: [0]), secondWriter: SaveItemReference(rank: 1, item: 0))
+        ) {
+            try SavePlanner.plan(ranks: [[tensorItem("w", [4])], [tensorItem("w", [4], offsets: [2], sizes: [0])]])
+        }
         // One rank: DCP skips the volume check; 0-size chunks never overlap; 0-d tensors are exempt.
         #expect(throws: Never.self) {
             _ = try SavePlanner.plan(ranks: [[tensorItem("w", [4, 4], offsets: [0, 0], sizes: [2, 4])]])
             _ = try SavePlanner.plan(ranks: [
                 [tensorItem("w", [2, 4], offsets: [0, 0], sizes: [2, 4])],
-                [tensorItem("w", [2, 4], offsets: [1, 0], sizes: [0, 4])],
+                [tensorItem("w", [2, 4], offsets: [2, 0], sizes: [0, 4])],
                 [tensorItem("s", [])],
             ])
         }

@@ -132,7 +132,15 @@ final class URingBackend: IOBackend {
                             prepared += 1
                         }
                     }
-                    if prepared > 0 { submit(&s) }
+                    if prepared > 0 {
+                        if collector.isCancelled {
+                            // Cancelled while preparing: the handler found nothing to cancel yet.
+                            for (ud, slot) in s.inflight where slot.collector === collector {
+                                _ = ckpt_ring_prep_cancel(ring.pointer, ud, ud | Self.cancelTag)
+                            }
+                        }
+                        submit(&s)
+                    }
                     return failed
                 }
                 for (i, rc) in failed { collector.complete(i, rc) }

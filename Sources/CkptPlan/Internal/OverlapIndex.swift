@@ -54,8 +54,9 @@ struct OverlapIndex {
         return low
     }
 
-    /// Calls `body` with the index of every box overlapping `query` (DCP's overlap rule), in
-    /// increasing box index order.
+    /// Indices of the boxes with a non-empty intersection with `query`, ascending. (Empty boxes
+    /// are not indexed and an empty query matches nothing, although DCP's formula would call an
+    /// empty box strictly inside another one overlapping: such pairs share no bytes.)
     func overlapping(_ query: ChunkBox) -> [Int] {
         guard let dim = dimension else { return order }
         if query.sizes.contains(0) { return [] }
@@ -96,6 +97,30 @@ struct OverlapIndex {
                     break
                 }
                 next += 1
+            }
+        }
+        return best
+    }
+
+    /// Like ``firstOverlappingPair()`` but with DCP's exact save-time rule (`_check_box_overlap`),
+    /// under which a 0-size box strictly inside another box also "overlaps" it. Empty boxes are
+    /// few (at most one per rank and tensor in DTensor layouts), so they are checked pairwise.
+    func firstOverlappingPairIncludingEmpty() -> (Int, Int)? {
+        var best = firstOverlappingPair()
+        guard dimension != nil else { return best }
+        let empty = boxes.indices.filter { boxes[$0].sizes.contains(0) }
+        for e in empty {
+            for other in boxes.indices where other != e {
+                if boxes[other].sizes.contains(0), other < e { continue }  // pair already seen
+                if BoxMath.overlaps(boxes[e], boxes[other]) {
+                    let pair = (min(e, other), max(e, other))
+                    if let current = best {
+                        if pair < current { best = pair }
+                    } else {
+                        best = pair
+                    }
+                    break
+                }
             }
         }
         return best

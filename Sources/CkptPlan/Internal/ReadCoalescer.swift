@@ -94,13 +94,11 @@ struct ReadCoalescer {
                     slot += 1
                 }
             }
-            var reads = readsByFile[unit.file, default: []]
             for (slot, interval) in intervals.enumerated() {
-                reads.append(
+                readsByFile[unit.file, default: []].append(
                     PlannedRead(offset: interval.start, length: interval.end - interval.start, scatter: scatters[slot]))
                 readBytes += interval.end - interval.start
             }
-            readsByFile[unit.file] = reads
         }
 
         let files = readsByFile.keys.sorted().map { file in

@@ -39,10 +39,7 @@ enum RunBuilder {
         source = payload.offset &+ source &* elementSize
         destination = local.baseOffset &+ destination &* elementSize
 
-        var runCount = 1
-        for dim in 0..<k { runCount &*= lengths[dim] }
-        runs.reserveCapacity(runs.count + runCount)
-
+        // No exact reserveCapacity here: called once per overlap, it would defeat geometric growth.
         // Odometer over the outer dimensions 0..<k.
         var sourceStep = [Int](repeating: 0, count: k)
         var destinationStep = [Int](repeating: 0, count: k)
