@@ -11,6 +11,11 @@ public enum StateDictError: Error, Sendable, Equatable, CustomStringConvertible 
     case conflictingPaths([PathElement], [PathElement])
     /// A list index below zero.
     case negativeListIndex([PathElement])
+    /// A list index so large that padding up to it would allocate without bound (hostile or
+    /// corrupted `planner_data`).
+    case listIndexTooLarge([PathElement], limit: Int)
+    /// A path deeper than any state dict DCP can write (its traversal is recursive in Python).
+    case pathTooDeep(depth: Int, limit: Int)
 
     public var description: String {
         switch self {
@@ -24,6 +29,10 @@ public enum StateDictError: Error, Sendable, Equatable, CustomStringConvertible 
             return "state-dict paths \(Self.show(a)) and \(Self.show(b)) conflict (same slot, or a value that is also a container, or a container indexed by both key and position)"
         case .negativeListIndex(let path):
             return "state-dict path \(Self.show(path)) has a negative list index"
+        case .listIndexTooLarge(let path, let limit):
+            return "state-dict path \(Self.show(path)) has a list index above the limit \(limit)"
+        case .pathTooDeep(let depth, let limit):
+            return "a state-dict path has \(depth) elements, more than the limit \(limit)"
         }
     }
 

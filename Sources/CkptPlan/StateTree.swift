@@ -103,6 +103,10 @@ extension StateTree {
     /// reported: the same path twice, a value that is also a container prefix of another path, and
     /// a container addressed both by key and by index.
     ///
+    /// Paths from untrusted metadata are bounded: at most ``maxPathDepth`` elements, and list
+    /// indices below `entries.count + ` ``listPaddingAllowance`` (padding exists only for list
+    /// elements that flattened to nothing, such as empty dictionaries).
+    ///
     /// - Parameters:
     ///   - entries: `(path, value)` pairs, e.g. from `planner_data`.
     ///   - padding: The value placed in list slots no path sets.
@@ -111,13 +115,26 @@ extension StateTree {
         _ entries: [(path: [PathElement], value: StateTree<Leaf>)],
         padding: Leaf
     ) throws(StateDictError) -> StateTree<Leaf> {
+        let indexLimit = entries.count + listPaddingAllowance
         for entry in entries {
             guard let first = entry.path.first else { throw .emptyPath }
             guard case .key = first else { throw .rootIsNotADictionary }
+            if entry.path.count > maxPathDepth { throw .pathTooDeep(depth: entry.path.count, limit: maxPathDepth) }
+            for element in entry.path {
+                guard case .index(let position) = element else { continue }
+                if position < 0 { throw .negativeListIndex(entry.path) }
+                if position >= indexLimit { throw .listIndexTooLarge(entry.path, limit: indexLimit) }
+            }
         }
         let indices = Array(entries.indices)
         return try build(entries, indices: indices, depth: 0, padding: padding)
     }
+
+    /// Deepest path ``unflatten(_:padding:)`` accepts (Python's default recursion limit).
+    public static var maxPathDepth: Int { 1000 }
+
+    /// List slots beyond the entry count ``unflatten(_:padding:)`` accepts as padding.
+    public static var listPaddingAllowance: Int { 65_536 }
 
     private static func build(
         _ entries: [(path: [PathElement], value: StateTree<Leaf>)],

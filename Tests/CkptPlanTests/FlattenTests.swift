@@ -176,6 +176,13 @@ func fixtureDStateDict() -> Tree {
         #expect(throws: StateDictError.negativeListIndex([.key("a"), .index(-1)])) {
             try Tree.unflatten([([.key("a"), .index(-1)], .leaf(.value("1")))], padding: .none)
         }
+        #expect(throws: StateDictError.listIndexTooLarge([.key("a"), .index(1 << 40)], limit: 65_537)) {
+            try Tree.unflatten([([.key("a"), .index(1 << 40)], .leaf(.value("1")))], padding: .none)
+        }
+        let deep: [PathElement] = [.key("a")] + Array(repeating: .key("b"), count: 1000)
+        #expect(throws: StateDictError.pathTooDeep(depth: 1001, limit: 1000)) {
+            try Tree.unflatten([(deep, .leaf(.value("1")))], padding: .none)
+        }
         #expect(throws: StateDictError.emptyPath) {
             try Tree.unflatten([([], .leaf(.value("1")))], padding: .none)
         }
