@@ -24,29 +24,35 @@ extension Checkpointer {
         let parts = try FramedBytes.unpack(try await communicator.broadcast(packed, root: 0))
         guard parts.count == 3 else { throw CheckpointError(.protocolViolation, "metadata broadcast has \(parts.count) parts") }
         if !parts[0].isEmpty { throw Wire.decodeError(parts[0]) }
-        let metadataPath = directory + "/" + Self.metadataFileName
+        let (metadata, sidecar) = try Self.decodeCommitted(
+            directory: directory, metadata: parts[1], sidecar: parts[2], verify: options.verifyChecksums)
+        var loader = LoadExecution(directory: directory, metadata: metadata, sidecar: sidecar, engine: engine, options: options)
+        return try await loader.run(state)
+    }
+
+    /// Decodes `.metadata` and (when verifying) the sidecar, checking they belong together.
+    static func decodeCommitted(
+        directory: String, metadata bytes: [UInt8], sidecar sidecarBytes: [UInt8], verify: Bool
+    ) throws -> (DCPMetadata, ChecksumSidecar?) {
+        let metadataPath = directory + "/" + metadataFileName
         let metadata: DCPMetadata
         do {
-            metadata = try DCPMetadata(decoding: parts[1])
+            metadata = try DCPMetadata(decoding: bytes)
         } catch {
             throw CheckpointError(.corrupt, "'\(metadataPath)': \(error.at(file: metadataPath))", underlying: error)
         }
-        var sidecar: ChecksumSidecar?
-        if options.verifyChecksums {
-            let sidecarPath = directory + "/" + Self.checksumFileName
-            guard !parts[2].isEmpty else {
-                throw CheckpointError(.corrupt, "'\(sidecarPath)' is missing: the checkpoint has no checksums to verify")
-            }
-            let decoded = try ChecksumSidecar.decode(parts[2], path: sidecarPath)
-            guard decoded.saveID == metadata.storageMeta?.saveID else {
-                throw CheckpointError(
-                    .corrupt,
-                    "'\(sidecarPath)' belongs to save \(decoded.saveID), but .metadata is save \(metadata.storageMeta?.saveID ?? "(none)")")
-            }
-            sidecar = decoded
+        guard verify else { return (metadata, nil) }
+        let sidecarPath = directory + "/" + checksumFileName
+        guard !sidecarBytes.isEmpty else {
+            throw CheckpointError(.corrupt, "'\(sidecarPath)' is missing: the checkpoint has no checksums to verify")
         }
-        var loader = LoadExecution(directory: directory, metadata: metadata, sidecar: sidecar, engine: engine, options: options)
-        return try await loader.run(state)
+        let decoded = try ChecksumSidecar.decode(sidecarBytes, path: sidecarPath)
+        guard decoded.saveID == metadata.storageMeta?.saveID else {
+            throw CheckpointError(
+                .corrupt,
+                "'\(sidecarPath)' belongs to save \(decoded.saveID), but .metadata is save \(metadata.storageMeta?.saveID ?? "(none)")")
+        }
+        return (metadata, decoded)
     }
 
     /// Reads `.metadata` (and optionally the sidecar): [error, metadata, sidecar] byte strings.

@@ -1,0 +1,355 @@
+import CCkptHash
+import CkptFormat
+public import CkptIO
+import CkptPlan
+import Foundation
+
+/// Single-file formats a checkpoint can be consolidated into.
+public enum ConsolidationFormat: String, Sendable, CaseIterable {
+    /// A `torch.save` zip archive, loadable with `torch.load(path, weights_only=True)`.
+    case torchSave = "torch"
+    /// A safetensors file (tensors only).
+    case safetensors
+}
+
+/// What a consolidation wrote.
+public struct ConsolidationReport: Sendable {
+    public var output: String
+    public var format: ConsolidationFormat
+    public var tensorCount: Int
+    public var valueCount: Int
+    /// Non-tensor values left out (safetensors holds tensors only).
+    public var skippedValues: [String]
+    public var tensorBytes: Int
+    public var fileBytes: Int
+    /// Whether a Lightning `meta.pt` was merged in.
+    public var mergedLightningMeta: Bool
+    /// Peak bytes held: the piece buffer plus the engine's pool at its peak.
+    public var peakWorkingBytes: Int
+}
+
+/// Turns a sharded checkpoint (PyTorch's or ours) into one file, streaming: tensors are read in
+/// pieces of at most `pieceBytes` and written out as they arrive, so memory stays bounded however
+/// large the checkpoint is (PyTorch's `dcp_to_torch_save` holds the whole model).
+///
+/// The torch.save output has the original nesting (from `planner_data`), as `dcp_to_torch_save`
+/// writes it; for a Lightning folder (a `meta.pt` next to `.metadata`) it is the checkpoint
+/// Lightning's `consolidate_checkpoint` writes: `meta.pt` merged in, `model` renamed
+/// `state_dict`, `optimizer_N` gathered into `optimizer_states`.
+public struct Consolidator: Sendable {
+    public let engine: IOEngine
+    /// Size of the buffer tensors are read into.
+    public let pieceBytes: Int
+    public let options: CheckpointOptions
+
+    public init(engine: IOEngine, pieceBytes: Int = 32 << 20, options: CheckpointOptions = CheckpointOptions()) {
+        self.engine = engine
+        self.pieceBytes = max(pieceBytes, 1 << 16)
+        self.options = options
+    }
+
+    /// One storage of the output: a checkpoint tensor or a tensor of `meta.pt`.
+    enum Source {
+        case checkpoint(fqn: String, dtype: DType, shape: [Int])
+        case meta(range: Range<Int>)
+    }
+
+    /// Writes `directory` as one file at `output` (through a temporary name, renamed at the end;
+    /// an existing `output` is refused unless `overwrite`).
+    public func consolidate(
+        _ directory: String, to output: String, format: ConsolidationFormat, overwrite: Bool = false,
+        progress: (@Sendable (_ done: Int, _ total: Int) -> Void)? = nil
+    ) async throws -> ConsolidationReport {
+        if FileManager.default.fileExists(atPath: output), !overwrite {
+            throw CheckpointError(.invalidArgument, "output '\(output)' already exists")
+        }
+        engine.buffers.resetPeak()
+        let reader = try await CheckpointReader(directory: directory, engine: engine, options: options)
+        let metadata = reader.metadata
+
+        // Values (small) in one load.
+        var valueRequest = StateDict()
+        var tensors: [(fqn: String, dtype: DType, shape: [Int])] = []
+        for (fqn, entry) in metadata.stateDictMetadata.entries {
+            switch entry {
+            case .bytes: valueRequest.set(fqn, .value(.none))
+            case .tensor(let t): tensors.append((fqn, t.properties.dtype, t.size))
+            }
+        }
+        let values = valueRequest.count > 0 ? try await reader.load(into: valueRequest).values : [:]
+
+        var report = ConsolidationReport(
+            output: output, format: format, tensorCount: tensors.count, valueCount: values.count, skippedValues: [],
+            tensorBytes: tensors.reduce(0) { $0 + $1.shape.reduce(1, *) * $1.dtype.itemSize }, fileBytes: 0,
+            mergedLightningMeta: false, peakWorkingBytes: 0)
+
+        // The file's layout: header bytes, then storages in order.
+        var sources: [Source] = []
+        var metaBytes: [UInt8] = []
+        var torchWriter: TorchSaveWriter?
+        var safetensorsHeader: [UInt8] = []
+        switch format {
+        case .safetensors:
+            report.skippedValues = values.keys.sorted()
+            var metadataMap = OrderedMap<String, String>()
+            metadataMap["format"] = "pt"
+            do {
+                safetensorsHeader = try SafetensorsHeader.encode(
+                    tensors: tensors.map { ($0.fqn, $0.dtype, $0.shape) }, metadata: metadataMap).bytes
+            } catch {
+                throw CheckpointError(.invalidArgument, "cannot write '\(directory)' as safetensors: \(error)", underlying: error)
+            }
+            sources = tensors.map { .checkpoint(fqn: $0.fqn, dtype: $0.dtype, shape: $0.shape) }
+        case .torchSave:
+            var tree = try Self.nestedValue(metadata: metadata, tensors: tensors, values: values)
+            let metaPath = directory + "/meta.pt"
+            if FileManager.default.fileExists(atPath: metaPath) {
+                metaBytes = try await Checkpointer.readWholeFile(metaPath, engine: engine)
+                let meta: TorchSaveFile
+                do {
+                    meta = try TorchSaveFile(parsing: metaBytes)
+                } catch {
+                    throw CheckpointError(.corrupt, "'\(metaPath)': \(error.at(file: metaPath))", underlying: error)
+                }
+                tree = try Self.lightningFormat(tree, meta: meta)
+                report.mergedLightningMeta = true
+            }
+            let archive = (output as NSString).lastPathComponent.split(separator: ".").first.map(String.init) ?? "archive"
+            var writer: TorchSaveWriter
+            do {
+                writer = try TorchSaveWriter(value: tree, archiveName: archive.isEmpty ? "archive" : archive)
+            } catch {
+                throw CheckpointError(.invalidArgument, "cannot lay out '\(output)': \(error)", underlying: error)
+            }
+            // Map the writer's storages (renumbered in traversal order) back to their sources.
+            var order: [String] = []
+            var seen = Set<String>()
+            Self.collectStorageKeys(tree, into: &order, seen: &seen)
+            let metaFile = metaBytes.isEmpty ? nil : try? TorchSaveFile(parsing: metaBytes)
+            let byKey = Dictionary(uniqueKeysWithValues: tensors.map { ("dcp:" + $0.fqn, $0) })
+            for key in order {
+                if let t = byKey[key] {
+                    sources.append(.checkpoint(fqn: t.fqn, dtype: t.dtype, shape: t.shape))
+                } else if key.hasPrefix("meta:"), let storage = metaFile?.storage(String(key.dropFirst(5))) {
+                    sources.append(.meta(range: storage.byteRange))
+                } else {
+                    throw CheckpointError(.protocolViolation, "no source for storage '\(key)'")
+                }
+            }
+            guard sources.count == writer.storages.count else {
+                throw CheckpointError(.protocolViolation, "\(sources.count) sources for \(writer.storages.count) storages")
+            }
+            torchWriter = writer
+        }
+
+        // Stream it out.
+        let temporary = output + ".ckpt-tmp-\(getpid())"
+        let file = try engine.open(temporary, mode: .write(create: true, truncate: true), direct: options.direct)
+        let out = RecordFileWriter(engine: engine, file: file)
+        let piece = TensorBuffer(uninitializedByteCount: pieceBytes)
+        var done = 0
+        do {
+            if var writer = torchWriter {
+                try await out.append(try writer.start())
+                for source in sources {
+                    try await out.append(try writer.beginStorage())
+                    let crc = try await stream(source, reader: reader, metaBytes: metaBytes, piece: piece, to: out, progress: progress, total: report.tensorBytes, done: &done)
+                    try await out.append(try writer.endStorage(crc32: crc))
+                }
+                try await out.append(try writer.finish())
+            } else {
+                try await out.append(safetensorsHeader)
+                for source in sources {
+                    _ = try await stream(source, reader: reader, metaBytes: metaBytes, piece: piece, to: out, progress: progress, total: report.tensorBytes, done: &done)
+                }
+            }
+            report.fileBytes = try await out.finish()
+            try await engine.fsync(file)
+            try engine.close(file)
+            guard rename(temporary, output) == 0 else {
+                throw CheckpointError(.io, "cannot rename '\(temporary)' to '\(output)': \(String(cString: strerror(errno)))")
+            }
+            try engine.syncDirectory((output as NSString).deletingLastPathComponent.isEmpty ? "." : (output as NSString).deletingLastPathComponent)
+        } catch {
+            await out.abandon()
+            try? engine.close(file)
+            unlink(temporary)
+            throw error
+        }
+        report.peakWorkingBytes = pieceBytes + engine.buffers.peakHeldBytes
+        return report
+    }
+
+    /// Loads a checkpoint tensor in C-order blocks that fit the piece buffer (several small tensors
+    /// are not batched: each is one block) and appends it; returns the payload CRC-32.
+    private func stream(
+        _ source: Source, reader: CheckpointReader, metaBytes: [UInt8], piece: TensorBuffer, to out: RecordFileWriter,
+        progress: (@Sendable (Int, Int) -> Void)?, total: Int, done: inout Int
+    ) async throws -> UInt32 {
+        var crc: UInt32 = 0
+        switch source {
+        case .meta(let range):
+            let bytes = Array(metaBytes[range])
+            crc = bytes.withUnsafeBytes { ckpt_crc32_update(0, $0.baseAddress, $0.count) }
+            try await out.append(bytes)
+        case .checkpoint(let fqn, let dtype, let shape):
+            for block in Self.blocks(shape: shape, elementSize: dtype.itemSize, maxBytes: piece.count) {
+                let n = block.sizes.reduce(1, *) * dtype.itemSize
+                var state = StateDict()
+                state.set(fqn, .tensor(TensorEntry(dtype: dtype, globalShape: shape, chunks: [
+                    TensorChunk(offsets: block.offsets, sizes: block.sizes, buffer: piece),
+                ])))
+                if n > 0 { _ = try await reader.load(into: state) }
+                let bytes = UnsafeRawBufferPointer(rebasing: piece.bytes[..<n])
+                if n > 0 { crc = ckpt_crc32_update(crc, bytes.baseAddress, n) }
+                try await out.append(bytes)
+                done += n
+                progress?(done, total)
+            }
+        }
+        return crc
+    }
+
+    /// C-order blocks of a tensor, each contiguous and at most `maxBytes` (one element at least).
+    static func blocks(shape: [Int], elementSize: Int, maxBytes: Int) -> [(offsets: [Int], sizes: [Int])] {
+        if shape.isEmpty { return [([], [])] }
+        if shape.contains(0) { return [(Array(repeating: 0, count: shape.count), shape)] }
+        // Split dimension k: the outermost whose trailing block (dims k+1...) fits.
+        var k = shape.count - 1
+        var inner = elementSize
+        for d in stride(from: shape.count - 1, through: 0, by: -1) {
+            if inner * shape[d] > maxBytes { k = d; break }
+            inner *= shape[d]
+            k = d
+        }
+        let trailing = shape[(k + 1)...].reduce(elementSize, *)
+        let step = max(1, maxBytes / trailing)
+        if k == 0 && step >= shape[0] { return [(Array(repeating: 0, count: shape.count), shape)] }
+        var out: [(offsets: [Int], sizes: [Int])] = []
+        var index = [Int](repeating: 0, count: k)  // over dims 0..<k
+        while true {
+            var start = 0
+            while start < shape[k] {
+                let len = min(step, shape[k] - start)
+                var offsets = index + [start] + Array(repeating: 0, count: shape.count - k - 1)
+                var sizes = Array(repeating: 1, count: k) + [len] + Array(shape[(k + 1)...])
+                if k == 0 { offsets = [start] + Array(repeating: 0, count: shape.count - 1); sizes = [len] + Array(shape[1...]) }
+                out.append((offsets, sizes))
+                start += len
+            }
+            var d = k - 1
+            while d >= 0 {
+                index[d] += 1
+                if index[d] < shape[d] { break }
+                index[d] = 0
+                d -= 1
+            }
+            if d < 0 { break }
+        }
+        return out
+    }
+
+    /// The nested value `dcp_to_torch_save` saves: entries placed at their `planner_data` paths.
+    static func nestedValue(
+        metadata: DCPMetadata, tensors: [(fqn: String, dtype: DType, shape: [Int])], values: [String: TorchValue]
+    ) throws -> TorchValue {
+        let tensorIndex = Dictionary(uniqueKeysWithValues: tensors.map { ($0.fqn, $0) })
+        var entries: [(path: [PathElement], value: StateTree<TorchValue>)] = []
+        for (fqn, _) in metadata.stateDictMetadata.entries {
+            let leaf: TorchValue
+            if let t = tensorIndex[fqn] {
+                leaf = .tensor(TensorReference(storageKey: "dcp:" + fqn, dtype: t.dtype, shape: t.shape))
+            } else {
+                leaf = values[fqn] ?? .none
+            }
+            let path: [PathElement] = metadata.plannerData?[fqn].map { elements in
+                elements.map {
+                    switch $0 {
+                    case .key(let k): return PathElement.key(k)
+                    case .index(let i): return PathElement.index(i)
+                    }
+                }
+            } ?? [.key(fqn)]
+            entries.append((path, .leaf(leaf)))
+        }
+        let tree: StateTree<TorchValue>
+        do {
+            tree = try StateTree<TorchValue>.unflatten(entries, padding: .none)
+        } catch {
+            throw CheckpointError(.corrupt, "planner_data paths do not form a state dict: \(error)", underlying: error)
+        }
+        return torchValue(tree)
+    }
+
+    static func torchValue(_ tree: StateTree<TorchValue>) -> TorchValue {
+        switch tree {
+        case .leaf(let v): return v
+        case .list(let items): return .list(items.map(torchValue))
+        case .dict(let items): return .dict(items.map { TorchValue.Entry(.string($0.key), torchValue($0.value)) })
+        }
+    }
+
+    /// Lightning's `_load_distributed_checkpoint` + `_format_checkpoint`: merge `meta.pt`, rename
+    /// `model` to `state_dict`, gather `optimizer_N` into `optimizer_states`.
+    static func lightningFormat(_ tree: TorchValue, meta: TorchSaveFile) throws -> TorchValue {
+        guard case .dict(var entries) = tree else {
+            throw CheckpointError(.corrupt, "checkpoint root is not a dict")
+        }
+        guard case .dict(let metaEntries) = rekeyMeta(meta.value) else {
+            throw CheckpointError(.corrupt, "meta.pt does not hold a dict")
+        }
+        for entry in metaEntries {
+            if let i = entries.firstIndex(where: { $0.key == entry.key }) {
+                entries[i].value = entry.value
+            } else {
+                entries.append(entry)
+            }
+        }
+        func pop(_ key: String) -> TorchValue? {
+            guard let i = entries.firstIndex(where: { $0.key == .string(key) }) else { return nil }
+            return entries.remove(at: i).value
+        }
+        if let model = pop("model") {
+            entries.append(TorchValue.Entry(.string("state_dict"), model))
+        }
+        var optimizers: [(Int, TorchValue)] = []
+        for entry in entries {
+            guard case .string(let key) = entry.key, key.hasPrefix("optimizer_"), let n = Int(key.dropFirst(10)) else { continue }
+            optimizers.append((n, entry.value))
+        }
+        if !optimizers.isEmpty {
+            for (n, _) in optimizers { _ = pop("optimizer_\(n)") }
+            entries.append(TorchValue.Entry(.string("optimizer_states"), .list(optimizers.sorted { $0.0 < $1.0 }.map(\.1))))
+        }
+        return .dict(entries)
+    }
+
+    /// Prefixes `meta.pt`'s storage keys so they cannot clash with checkpoint tensors.
+    static func rekeyMeta(_ value: TorchValue) -> TorchValue {
+        switch value {
+        case .tensor(var t):
+            t.storageKey = "meta:" + t.storageKey
+            return .tensor(t)
+        case .list(let a): return .list(a.map(rekeyMeta))
+        case .tuple(let a): return .tuple(a.map(rekeyMeta))
+        case .dict(let e): return .dict(e.map { TorchValue.Entry($0.key, rekeyMeta($0.value)) })
+        default: return value
+        }
+    }
+
+    /// Storage keys in the order `TorchSaveWriter` numbers them (pickle traversal order).
+    static func collectStorageKeys(_ value: TorchValue, into order: inout [String], seen: inout Set<String>) {
+        switch value {
+        case .tensor(let t):
+            if seen.insert(t.storageKey).inserted { order.append(t.storageKey) }
+        case .list(let a), .tuple(let a):
+            for x in a { collectStorageKeys(x, into: &order, seen: &seen) }
+        case .dict(let e):
+            for x in e {
+                collectStorageKeys(x.key, into: &order, seen: &seen)
+                collectStorageKeys(x.value, into: &order, seen: &seen)
+            }
+        default: break
+        }
+    }
+}
