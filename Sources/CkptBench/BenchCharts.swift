@@ -41,9 +41,11 @@ public enum BenchCharts {
         var svg = SVGCanvas(width: width, height: height)
         svg.text("Checkpoint throughput per scenario", x: 24, y: 32, size: 20, weight: "bold")
         svg.text(subtitle(report), x: 24, y: 54, size: 12.5, fill: mutedText)
-        legend(
-            &svg, x: 24, y: 78,
-            items: [("save", saveColor, false), ("load", loadColor, false), ("raw device (same run)", rawColor, true)])
+        var items: [(String, String, Bool)] = []
+        if report.scenarios.contains(where: { $0.direction == .save }) { items.append(("save", saveColor, false)) }
+        if report.scenarios.contains(where: { $0.direction == .load }) { items.append(("load", loadColor, false)) }
+        if report.rawDevice != nil { items.append(("raw device (same run)", rawColor, true)) }
+        legend(&svg, x: 24, y: 78, items: items)
 
         for tick in scale.ticks {
             svg.line(x1: x(tick), y1: top - 6, x2: x(tick), y2: plotBottom, stroke: gridColor)
@@ -59,6 +61,20 @@ public enum BenchCharts {
             let color = direction == .save ? saveColor : loadColor
             svg.text(direction == .save ? "Saves" : "Loads", x: 24, y: y + 19, size: 14, weight: "bold", fill: color)
             let sectionTop = y
+            if let raw = report.rawDevice?.gigabytesPerSecond(for: direction), raw > 0 {
+                // Drawn before the bars so the value labels' halos sit on top of it.
+                let lineX = x(raw)
+                svg.line(
+                    x1: lineX, y1: sectionTop + sectionHeader - 4, x2: lineX,
+                    y2: sectionTop + sectionHeader + Double(rows.count) * rowHeight, stroke: rawColor, width: 2,
+                    dash: "6 4", cssClass: "raw-line")
+                let label = "raw \(direction == .save ? "write" : "read") \(ByteFormat.rate(raw))"
+                let labelWidth = SVGCanvas.textWidth(label, size: 12)
+                let fitsRight = lineX + 6 + labelWidth <= width - 8
+                svg.boxedText(
+                    label, x: fitsRight ? lineX + 6 : lineX - 6, y: sectionTop + 19, size: 12,
+                    anchor: fitsRight ? .start : .end, fill: rawColor, weight: "bold")
+            }
             y += sectionHeader
             for scenario in rows {
                 let barTop = y + (rowHeight - 18) / 2
@@ -69,20 +85,8 @@ public enum BenchCharts {
                     title: "\(scenario.name): \(ByteFormat.rate(scenario.throughputGBps))", rx: 2)
                 var label = ByteFormat.rate(scenario.throughputGBps)
                 if let ratio = scenario.rawDeviceRatio { label += String(format: " · %.0f%%", ratio * 100) }
-                svg.text(label, x: end + 6, y: y + rowHeight / 2 + 4.5, size: 12, halo: true)
+                svg.boxedText(label, x: end + 6, y: y + rowHeight / 2 + 4.5, size: 12)
                 y += rowHeight
-            }
-            if let raw = report.rawDevice?.gigabytesPerSecond(for: direction), raw > 0 {
-                let lineX = x(raw)
-                svg.line(
-                    x1: lineX, y1: sectionTop + sectionHeader - 4, x2: lineX, y2: y, stroke: rawColor, width: 2,
-                    dash: "6 4", cssClass: "raw-line")
-                let label = "raw \(direction == .save ? "write" : "read") \(ByteFormat.rate(raw))"
-                let labelWidth = SVGCanvas.textWidth(label, size: 12)
-                let fitsRight = lineX + 6 + labelWidth <= width - 8
-                svg.text(
-                    label, x: fitsRight ? lineX + 6 : lineX - 6, y: sectionTop + 19, size: 12,
-                    anchor: fitsRight ? .start : .end, weight: "bold", fill: rawColor, halo: true)
             }
         }
         if sections.isEmpty {
@@ -121,16 +125,15 @@ public enum BenchCharts {
         func x(_ bytes: Int) -> Double {
             plotLeft + (plotRight - plotLeft) * min(Double(bytes) / unit, scale.maximum) / scale.maximum
         }
-        func label(_ bytes: Int) -> String {
-            String(format: Double(bytes) / unit >= 10 ? "%.1f %@" : "%.2f %@", Double(bytes) / unit, unitName)
-        }
 
         var svg = SVGCanvas(width: width, height: height)
         svg.text("Peak memory per scenario", x: 24, y: 32, size: 20, weight: "bold")
         svg.text(
-            "peak RSS of the benchmark process and peak extra RSS over the scenario's start; \(subtitle(report))",
+            subtitle(report),
             x: 24, y: 54, size: 12.5, fill: mutedText)
-        var items: [(String, String, Bool)] = [("peak RSS", "#4c78a8", false), ("peak extra", "#f58518", false)]
+        var items: [(String, String, Bool)] = [
+            ("peak RSS (process)", "#4c78a8", false), ("peak extra (over RSS at scenario start)", "#f58518", false),
+        ]
         if showBuffers { items.append(("engine buffers", "#54a24b", false)) }
         items.append(("model state \(ByteFormat.binary(state))", "#c23b3b", true))
         legend(&svg, x: 24, y: 78, items: items)
@@ -144,6 +147,11 @@ public enum BenchCharts {
         svg.text("memory, \(unitName) (binary: 1 \(unitName) = 2^\(useGiB ? 30 : 20) bytes)",
             x: (plotLeft + plotRight) / 2, y: plotBottom + 42, size: 13, anchor: .middle)
 
+        if state > 0 {
+            let sx = x(state)
+            svg.line(x1: sx, y1: top - 4, x2: sx, y2: plotBottom, stroke: "#c23b3b", width: 2, dash: "6 4",
+                cssClass: "state-line")
+        }
         var y = top
         for scenario in scenarios {
             svg.text(scenario.name, x: plotLeft - 10, y: y + rowHeight / 2 + 4.5, size: font, anchor: .end)
@@ -157,18 +165,13 @@ public enum BenchCharts {
                     let end = x(value)
                     svg.rect(x: plotLeft, y: barTop, width: end - plotLeft, height: barHeight, fill: color,
                         cssClass: cssClass, title: "\(scenario.name): \(ByteFormat.binary(value))", rx: 1.5)
-                    svg.text(label(value), x: end + 5, y: barTop + barHeight - 1.5, size: 11, halo: true)
-                } else {
+                    svg.boxedText(ByteFormat.binary(value), x: end + 5, y: barTop + barHeight - 1.5, size: 11)
+                } else if cssClass != "bar-buffers" {
                     svg.text("not measured", x: plotLeft + 5, y: barTop + barHeight - 1.5, size: 11, fill: "#888888")
                 }
                 barTop += barHeight + 2
             }
             y += rowHeight
-        }
-        if state > 0 {
-            let sx = x(state)
-            svg.line(x1: sx, y1: top - 4, x2: sx, y2: plotBottom, stroke: "#c23b3b", width: 2, dash: "6 4",
-                cssClass: "state-line")
         }
         if scenarios.isEmpty {
             svg.text("no scenarios in this run", x: (plotLeft + plotRight) / 2, y: top + 20, size: 14, anchor: .middle)
@@ -193,14 +196,14 @@ public enum BenchCharts {
         svg.text("Throughput versus ranks", x: 24, y: 32, size: 20, weight: "bold")
         svg.text("sharded save by N ranks, then load by the same N; \(subtitle(report))",
             x: 24, y: 54, size: 12.5, fill: mutedText)
-        legend(&svg, x: 24, y: 78,
-            items: [("save", saveColor, false), ("load", loadColor, false), ("raw device write / read", rawColor, true)])
-
         guard !points.isEmpty else {
             svg.text("no rank sweep in this run (pass several rank counts, e.g. --ranks 1,2,4,8)",
                 x: (plotLeft + plotRight) / 2, y: (top + plotBottom) / 2, size: 14, anchor: .middle, fill: mutedText)
             return svg.render()
         }
+        var items: [(String, String, Bool)] = [("save", saveColor, false), ("load", loadColor, false)]
+        if report.rawDevice != nil { items.append(("raw device write / read", rawColor, true)) }
+        legend(&svg, x: 24, y: 78, items: items)
         var candidates = points.flatMap { [$0.save?.throughputGBps, $0.load?.throughputGBps].compactMap { $0 } }
         if let raw = report.rawDevice { candidates.append(contentsOf: [raw.writeGBps, raw.readGBps].compactMap { $0 }) }
         let scale = NiceScale(maximum: candidates.max() ?? 1)
@@ -255,7 +258,7 @@ public enum BenchCharts {
                 svg.circle(cx: x(index), cy: y(value), r: 5, fill: color,
                     title: "\(name), \(point.ranks) ranks: \(ByteFormat.rate(value))")
                 svg.text(String(format: "%.2f", value), x: x(index), y: above ? y(value) - 11 : y(value) + 21,
-                    size: 12, anchor: .middle, fill: color, halo: true)
+                    size: 12, anchor: .middle, weight: "bold", fill: color, halo: true)
             }
         }
         return svg.render()

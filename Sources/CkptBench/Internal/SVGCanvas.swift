@@ -73,6 +73,22 @@ struct SVGCanvas {
         elements.append("<text \(attributes)>\(Self.escape(content))</text>")
     }
 
+    /// Text on an opaque white box, so lines behind it do not cut through the glyphs.
+    mutating func boxedText(
+        _ content: String, x: Double, y: Double, size: Double = 12, anchor: Anchor = .start, fill: String = "#222222",
+        weight: String? = nil
+    ) {
+        let width = Self.textWidth(content, size: size) + 4
+        let left: Double
+        switch anchor {
+        case .start: left = x - 2
+        case .middle: left = x - width / 2
+        case .end: left = x - width + 2
+        }
+        rect(x: left, y: y - size * 0.95, width: width, height: size * 1.25, fill: "#ffffff")
+        text(content, x: x, y: y, size: size, anchor: anchor, weight: weight, fill: fill)
+    }
+
     func render() -> String {
         var out = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
         out += "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(n(width))\" height=\"\(n(height))\" "
