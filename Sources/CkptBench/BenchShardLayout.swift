@@ -28,6 +28,11 @@ public struct BenchShardLayout: Sendable, Hashable, Codable {
         chunksByRank.indices.contains(rank) ? chunksByRank[rank] : []
     }
 
+    /// Bytes held by `rank` (0 for an out-of-range rank).
+    public func bytes(rank: Int) -> Int {
+        chunks(rank: rank).reduce(0) { $0 + $1.byteCount }
+    }
+
     /// Bytes held by each rank.
     public var bytesPerRank: [Int] {
         chunksByRank.map { $0.reduce(0) { $0 + $1.byteCount } }

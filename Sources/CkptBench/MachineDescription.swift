@@ -10,15 +10,17 @@ public struct MachineDescription: Sendable, Hashable, Codable {
     public var memoryAvailableBytes: Int?
     /// Kernel release (`uname -r`).
     public var kernelRelease: String?
-    /// Operating system name (`uname -s`) and machine (`uname -m`).
+    /// Operating system name (`uname -s`).
     public var system: String?
+    /// Machine architecture (`uname -m`).
+    public var architecture: String?
     /// The storage behind the benchmark directory.
     public var storage: StorageDescription?
 
     /// Creates a description.
     public init(
         cpuModel: String?, logicalCores: Int, memoryTotalBytes: Int?, memoryAvailableBytes: Int?,
-        kernelRelease: String?, system: String?, storage: StorageDescription?
+        kernelRelease: String?, system: String?, architecture: String? = nil, storage: StorageDescription?
     ) {
         self.cpuModel = cpuModel
         self.logicalCores = logicalCores
@@ -26,6 +28,7 @@ public struct MachineDescription: Sendable, Hashable, Codable {
         self.memoryAvailableBytes = memoryAvailableBytes
         self.kernelRelease = kernelRelease
         self.system = system
+        self.architecture = architecture
         self.storage = storage
     }
 
@@ -41,6 +44,7 @@ public struct MachineDescription: Sendable, Hashable, Codable {
         if let memoryTotalBytes { parts.append("\(ByteFormat.binary(memoryTotalBytes)) RAM") }
         var kernel = system ?? "Linux"
         if let kernelRelease { kernel += " " + kernelRelease }
+        if let architecture { kernel += " " + architecture }
         parts.append(kernel)
         return parts.joined(separator: ", ")
     }

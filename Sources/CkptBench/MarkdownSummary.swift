@@ -77,8 +77,9 @@ public enum MarkdownSummary {
             if let worst = saves.min(by: { $0.throughputGBps < $1.throughputGBps }), worst.name != best.name,
                 worst.throughputGBps > 0
             {
-                lines.append(String(format: "%.1fx", best.throughputGBps / worst.throughputGBps)
-                    + " faster than the slowest save, \(worst.name) (\(ByteFormat.rate(worst.throughputGBps)))")
+                lines.append("\(best.name) is "
+                    + String(format: "%.1fx", best.throughputGBps / worst.throughputGBps)
+                    + " as fast as the slowest save, \(worst.name) (\(ByteFormat.rate(worst.throughputGBps)))")
             }
         }
         if let best = loads.max(by: { $0.throughputGBps < $1.throughputGBps }) {

@@ -82,6 +82,8 @@ import Testing
         #expect(holders == [0, 1, 2, 3])
         #expect(layout.bytesPerRank.reduce(0, +) == workload.totalBytes)
         #expect(layout.bytesPerRank[0] > layout.bytesPerRank[6])
+        #expect(layout.bytes(rank: 3) == layout.bytesPerRank[3])
+        #expect(layout.bytes(rank: 99) == 0)
         #expect(throws: BenchWorkloadError.invalidRanks(0)) { try workload.shardLayout(ranks: 0) }
     }
 

@@ -76,7 +76,7 @@ enum Sample {
             buildConfiguration: "release", gitCommit: String(repeating: "ab", count: 20))
         let machine = MachineDescription(
             cpuModel: "AMD EPYC", logicalCores: 2, memoryTotalBytes: 24 * gib, memoryAvailableBytes: 20 * gib,
-            kernelRelease: "6.1.0", system: "Linux x86_64",
+            kernelRelease: "6.1.0", system: "Linux", architecture: "x86_64",
             storage: StorageDescription(
                 path: "/var/tmp", fileSystemType: "ext4", mountPoint: "/", mountSource: "/dev/vda", blockDevice: "vda",
                 deviceModel: nil, rotational: false, freeBytes: 80 * gib, totalBytes: 100 * gib))

@@ -31,11 +31,11 @@ enum SystemProbe {
         var names = utsname()
         var release: String?
         var system: String?
+        var architecture: String?
         if uname(&names) == 0 {
             release = cString(&names.release)
-            let sysname = cString(&names.sysname)
-            let machine = cString(&names.machine)
-            system = [sysname, machine].compactMap { $0 }.joined(separator: " ")
+            system = cString(&names.sysname)
+            architecture = cString(&names.machine)
         }
         return MachineDescription(
             cpuModel: cpuModel,
@@ -44,6 +44,7 @@ enum SystemProbe {
             memoryAvailableBytes: meminfo["MemAvailable"],
             kernelRelease: release,
             system: system,
+            architecture: architecture,
             storage: directory.map { storage(directory: $0) })
     }
 
