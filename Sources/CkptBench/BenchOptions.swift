@@ -212,6 +212,9 @@ public struct BenchOptions: Sendable, Hashable, Codable {
         stateBytes: Int, freeDiskBytes: Int?, memoryAvailableBytes: Int?
     ) throws(BenchOptionsError) {
         guard !ranks.isEmpty else { throw .invalidRankList(text: "", reason: "empty") }
+        if let loadRanks, loadRanks.isEmpty {
+            throw .invalidRankList(text: "", reason: "empty load rank list")
+        }
         for list in [ranks, loadRanks ?? []] {
             for value in list where value < 1 || value > Self.maximumRanks {
                 throw .invalidRankList(

@@ -125,6 +125,22 @@ public final class MemorySampler: Sendable {
         }
         return (value, stop())
     }
+
+    /// Runs the async `body` while sampling and returns its result with the report.
+    public func measure<T>(
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: () async throws -> T
+    ) async throws -> (T, MemoryReport) {
+        try start()
+        let value: T
+        do {
+            value = try await body()
+        } catch {
+            stop()
+            throw error
+        }
+        return (value, stop())
+    }
 }
 
 /// State written by the sampling thread and read by the controller.

@@ -83,6 +83,9 @@ import Testing
         bad.ranks = []
         #expect(throws: BenchOptionsError.self) { try bad.validate(stateBytes: state, freeDiskBytes: nil, memoryAvailableBytes: nil) }
         bad = options
+        bad.loadRanks = []
+        #expect(throws: BenchOptionsError.self) { try bad.validate(stateBytes: state, freeDiskBytes: nil, memoryAvailableBytes: nil) }
+        bad = options
         bad.loadRanks = [0]
         #expect(throws: BenchOptionsError.self) { try bad.validate(stateBytes: state, freeDiskBytes: nil, memoryAvailableBytes: nil) }
     }

@@ -39,6 +39,20 @@ import Testing
         #expect((MemorySampler.currentRSS() ?? 0) > 0)
     }
 
+    @Test func measureWrapsSyncAndAsyncBodies() async throws {
+        let sampler = MemorySampler(interval: .milliseconds(1))
+        let (value, report) = try await sampler.measure { () async throws -> Int in
+            try await Task.sleep(for: .milliseconds(5))
+            return 42
+        }
+        #expect(value == 42)
+        #expect(report.samples >= 1)
+        #expect(!sampler.isRunning)
+        struct Boom: Error {}
+        #expect(throws: Boom.self) { _ = try sampler.measure { () throws -> Int in throw Boom() } }
+        #expect(!sampler.isRunning)
+    }
+
     @Test func machineAndStorageProbe() {
         let machine = MachineDescription.current(directory: NSTemporaryDirectory())
         #expect(machine.logicalCores >= 1)
