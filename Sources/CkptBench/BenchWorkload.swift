@@ -57,11 +57,11 @@ public struct BenchWorkload: Sendable, Hashable, Codable {
 
     /// Builds the workload whose tensor bytes come closest to `targetBytes`.
     ///
-    /// The model dimension, layer count and vocabulary are chosen deterministically: among hidden
-    /// sizes that are multiples of 64 (8, 16, 32 for tiny targets), the layer count gives the blocks
-    /// about 3/4 of the parameters, the vocabulary (a multiple of 8) absorbs the rest, and the shape
-    /// whose width-to-depth ratio is closest to 64 (GPT-2's) wins among those within 0.5% of the
-    /// target. Targets from about 1 MiB up land within a fraction of a percent.
+    /// The shape is chosen deterministically by a small search: hidden sizes `d` that are multiples
+    /// of 64 (8, 16, 32 for tiny targets) and 1...256 layers, with the vocabulary (a multiple of 8)
+    /// absorbing the remainder. Among shapes within 0.5% of the target, the one closest to GPT
+    /// proportions wins: width-to-depth ratio 64 (GPT-2 small: 768/12) and a vocabulary of 50304,
+    /// compared on a log scale, the ratio weighted twice. Targets from about 1 MiB up land within a fraction of a percent.
     public static func sized(
         targetBytes: Int,
         mix: BenchStateMix = .mixedPrecisionAdam,
@@ -75,36 +75,34 @@ public struct BenchWorkload: Sendable, Hashable, Codable {
         }
         let bytesPerParameter = mix.bytesPerParameter
         let parameters = Double(targetBytes) / Double(bytesPerParameter)
-        var candidates: [Int] = [8, 16, 32]
-        candidates.append(contentsOf: stride(from: 64, through: 16384, by: 64))
+        let embeddingCopies = tiedHead ? 1 : 2
+        var dimensions: [Int] = [8, 16, 32]
+        dimensions.append(contentsOf: stride(from: 64, through: 16384, by: 64))
 
         var best: (shape: BenchModelShape, error: Double, cost: Double)?
-        for d in candidates {
-            let probe = BenchModelShape(modelDim: d, layers: 1, vocab: 0, tiedHead: tiedHead)
-            let perLayer = Double(probe.parametersPerLayer)
-            let layers = max(1, Int((0.75 * parameters / perLayer).rounded()))
-            let embeddingCopies = tiedHead ? 1 : 2
-            let rest = parameters - Double(layers) * perLayer - Double(2 * d)
-            let vocab = Int((rest / Double(embeddingCopies * d) / 8).rounded()) * 8
-            guard vocab >= 8, vocab <= 1 << 20 else { continue }
-            let shape = BenchModelShape(modelDim: d, layers: layers, vocab: vocab, tiedHead: tiedHead)
-            let bytes = Double(shape.parameterCount * bytesPerParameter)
-            let error = abs(bytes - Double(targetBytes)) / Double(targetBytes)
-            let aspectCost = abs(log2(Double(d) / Double(layers) / 64))
-            let withinTolerance = error <= 0.005
-            if let current = best {
-                let currentWithin = current.error <= 0.005
-                let better: Bool
-                if withinTolerance != currentWithin {
-                    better = withinTolerance
-                } else if withinTolerance {
-                    better = aspectCost < current.cost
-                } else {
-                    better = error < current.error
+        for d in dimensions {
+            let perLayer = Double(BenchModelShape(modelDim: d, layers: 1, vocab: 0).parametersPerLayer)
+            for layers in 1...256 {
+                let rest = parameters - Double(layers) * perLayer - Double(2 * d)
+                if rest < Double(8 * embeddingCopies * d) { break }
+                let vocab = Int((rest / Double(embeddingCopies * d) / 8).rounded()) * 8
+                guard vocab <= 1 << 18 else { continue }
+                let shape = BenchModelShape(modelDim: d, layers: layers, vocab: vocab, tiedHead: tiedHead)
+                let bytes = Double(shape.parameterCount * bytesPerParameter)
+                let error = abs(bytes - Double(targetBytes)) / Double(targetBytes)
+                let cost = 2 * abs(log2(Double(d) / Double(layers) / 64)) + abs(log2(Double(vocab) / 50304))
+                let candidate = (shape: shape, error: error, cost: cost)
+                guard let current = best else {
+                    best = candidate
+                    continue
                 }
-                if better { best = (shape, error, aspectCost) }
-            } else {
-                best = (shape, error, aspectCost)
+                let within = error <= 0.005
+                let currentWithin = current.error <= 0.005
+                if within != currentWithin {
+                    if within { best = candidate }
+                } else if within ? cost < current.cost : error < current.error {
+                    best = candidate
+                }
             }
         }
         guard let chosen = best else {

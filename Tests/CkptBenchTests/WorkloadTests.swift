@@ -20,6 +20,9 @@ import Testing
         #expect(a == b)
         #expect(a.shape.modelDim % 64 == 0)
         #expect(a.shape.layers >= 2)
+        #expect((32_000...131_072).contains(a.shape.vocab), "\(a.shape)")
+        let ratio = Double(a.shape.modelDim) / Double(a.shape.layers)
+        #expect(ratio >= 32 && ratio <= 128, "\(a.shape)")
     }
 
     @Test func tensorListMatchesTheModel() throws {
