@@ -1,1 +1,0 @@
-// CkptBench: module placeholder, replaced by its implementation.

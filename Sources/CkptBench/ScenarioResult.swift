@@ -1,0 +1,92 @@
+/// The measurements of one benchmark scenario (e.g. "sharded save, 4 ranks").
+///
+/// Throughput is in decimal gigabytes per second (1 GB = 10^9 bytes) of ``bytesMoved`` over the
+/// median repeat time.
+public struct ScenarioResult: Sendable, Hashable, Codable {
+    /// Short unique name, e.g. `save sharded 4r`.
+    public var name: String
+    /// Group for charts and tables, e.g. `sharded`, `single-file`, `async`.
+    public var group: String
+    /// Save or load.
+    public var direction: ScenarioDirection
+    /// Checkpoint bytes written or delivered per repeat (the state size for full saves/loads).
+    public var bytesMoved: Int
+    /// Per-repeat wall time.
+    public var time: RepeatStatistics
+    /// `bytesMoved / time.median / 1e9`; 0 when no time was measured.
+    public var throughputGBps: Double
+    /// Throughput divided by the raw device's bandwidth in the same direction; set by ``BenchReport``.
+    public var rawDeviceRatio: Double?
+    /// Peak resident set size during the scenario, bytes.
+    public var peakRSSBytes: Int?
+    /// Peak RSS over the baseline taken at the scenario's start, bytes.
+    public var peakExtraBytes: Int?
+    /// Peak bytes held by the I/O engine's buffer pool.
+    public var engineBufferPeakBytes: Int?
+    /// Loads: bytes actually read from storage.
+    public var bytesRead: Int?
+    /// Loads: bytes the requested layout needed.
+    public var bytesNeeded: Int?
+    /// Async saves: per-repeat seconds the caller was blocked (until it could resume training).
+    public var callerBlocked: RepeatStatistics?
+    /// Async saves: per-repeat seconds until the checkpoint was durable and committed.
+    public var commit: RepeatStatistics?
+    /// Breakdown of the time into phases (e.g. gather vs write).
+    public var phases: [ScenarioPhase]
+    /// Ranks that saved (or that wrote the checkpoint being loaded).
+    public var ranks: Int?
+    /// Ranks that loaded (resharded loads: differs from ``ranks``).
+    public var loadRanks: Int?
+    /// Free-form remarks shown in the table's notes column.
+    public var notes: [String]
+
+    /// Creates a result; ``throughputGBps`` is derived from `bytesMoved` and `seconds`.
+    public init(
+        name: String,
+        group: String,
+        direction: ScenarioDirection,
+        bytesMoved: Int,
+        seconds: [Double],
+        peakRSSBytes: Int? = nil,
+        peakExtraBytes: Int? = nil,
+        engineBufferPeakBytes: Int? = nil,
+        bytesRead: Int? = nil,
+        bytesNeeded: Int? = nil,
+        callerBlockedSeconds: [Double]? = nil,
+        commitSeconds: [Double]? = nil,
+        phases: [ScenarioPhase] = [],
+        ranks: Int? = nil,
+        loadRanks: Int? = nil,
+        notes: [String] = []
+    ) {
+        self.name = name
+        self.group = group
+        self.direction = direction
+        self.bytesMoved = bytesMoved
+        self.time = RepeatStatistics(seconds)
+        self.throughputGBps = Self.gigabytesPerSecond(bytes: bytesMoved, seconds: time.median)
+        self.rawDeviceRatio = nil
+        self.peakRSSBytes = peakRSSBytes
+        self.peakExtraBytes = peakExtraBytes
+        self.engineBufferPeakBytes = engineBufferPeakBytes
+        self.bytesRead = bytesRead
+        self.bytesNeeded = bytesNeeded
+        self.callerBlocked = callerBlockedSeconds.map(RepeatStatistics.init)
+        self.commit = commitSeconds.map(RepeatStatistics.init)
+        self.phases = phases
+        self.ranks = ranks
+        self.loadRanks = loadRanks
+        self.notes = notes
+    }
+
+    /// Decimal GB/s (1 GB = 1e9 bytes); 0 for a non-positive time.
+    public static func gigabytesPerSecond(bytes: Int, seconds: Double) -> Double {
+        seconds > 0 ? Double(bytes) / seconds / 1e9 : 0
+    }
+
+    /// `bytesRead / bytesNeeded` for loads (read amplification), when both are known.
+    public var readAmplification: Double? {
+        guard let bytesRead, let bytesNeeded, bytesNeeded > 0 else { return nil }
+        return Double(bytesRead) / Double(bytesNeeded)
+    }
+}

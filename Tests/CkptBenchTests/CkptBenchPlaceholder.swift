@@ -1,4 +1,0 @@
-import Testing
-@testable import CkptBench
-
-@Test func placeholder() {}
