@@ -231,6 +231,19 @@ extension SerialIOTests {
             await Support.timed(5, "cancel of a blocked read") {
                 await #expect(throws: CancellationError.self) { try await reader.value }
             }
+            // The cancelled read has completed in the kernel: data arriving now must not land in
+            // the caller's buffer.
+            let writer = open(path, O_WRONLY | O_NONBLOCK)
+            #expect(writer >= 0)
+            let ones = [UInt8](repeating: 0xAB, count: 4096)
+            #expect(ones.withUnsafeBytes { Glibc.write(writer, $0.baseAddress, 4096) } == 4096)
+            try await Task.sleep(for: .milliseconds(20))
+            #expect(out.raw.allSatisfy { $0 == 0 })
+            // Drain the FIFO so the next read blocks again.
+            let drain = TestBytes(4096)
+            try await engine.read(fifo, at: 0, into: drain.raw)
+            #expect(drain.raw.allSatisfy { $0 == 0xAB })
+            Glibc.close(writer)
             // Shutdown with a blocked read in flight: the read fails with a typed shutdown error.
             let blocked = Task { try await engine.read(fifo, at: 0, into: out.raw) }
             try await Task.sleep(for: .milliseconds(50))
@@ -310,6 +323,35 @@ extension SerialIOTests {
             #expect(throws: IOError.self) {
                 _ = try IOEngine(configuration: .init(backend: .automatic, bufferSize: 4096, bufferCount: 1), faultPlan: eio)
             }
+        }
+
+        @Test func directOpenRefusedFallsBackToBufferedWithAFlag() async throws {
+            // The first open (with O_DIRECT) fails with EINVAL, as on file systems without O_DIRECT.
+            let plan = IOFaultPlan([.init(index: 0, kind: .open, fault: .error(.invalidArgument))])
+            let engine = try IOEngine(configuration: Support.configuration(.posix), faultPlan: plan)
+            let dir = try Support.tempDir()
+            defer { Support.remove(dir) }
+            let f = try engine.open("\(dir)/nodirect", mode: .readWrite(create: true, truncate: true), direct: true)
+            #expect(!f.isDirect && f.directFallback)
+            #expect(f.description.contains("direct refused"))
+            let data = TestBytes([UInt8](repeating: 5, count: 10_000), misalign: 1)
+            try await engine.write(f, at: 3, from: data.readOnly)
+            let out = TestBytes(10_000)
+            try await engine.read(f, at: 3, into: out.raw)
+            #expect(out.array == data.array)
+            try engine.close(f)
+            #expect(throws: IOError.self) { try engine.close(f) }
+            await engine.shutdown()
+        }
+
+        @Test func publicInitializerHonoursTheEnvironmentVariable() async throws {
+            // Suites of this target run serialized, so changing the environment here is safe.
+            setenv("CKPT_IO_BACKEND", "posix", 1)
+            defer { unsetenv("CKPT_IO_BACKEND") }
+            let engine = try IOEngine(configuration: .init(bufferSize: 4096, bufferCount: 1))
+            #expect(engine.backend == .posix)
+            #expect(engine.backendReason == "POSIX selected by CKPT_IO_BACKEND=posix")
+            await engine.shutdown()
         }
 
         @Test func environmentSelectsTheBackend() async throws {

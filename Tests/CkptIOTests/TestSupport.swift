@@ -115,6 +115,7 @@ final class TestBytes: @unchecked Sendable {
         _ = posix_memalign(&p, 4096, count + misalign + 1)
         base = p
         raw = UnsafeMutableRawBufferPointer(start: p.map { $0 + misalign }, count: count)
+        if let p { memset(p, 0, count + misalign + 1) }
     }
     convenience init(_ bytes: [UInt8], misalign: Int = 0) {
         self.init(bytes.count, misalign: misalign)
