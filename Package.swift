@@ -95,6 +95,12 @@ let package = Package(
             path: "Sources/CkptTestSupport",
             swiftSettings: swiftSettings
         ),
+        // The Swift side of scripts/interop (round trips with real PyTorch); not a user tool.
+        .executableTarget(
+            name: "ckpt-interop",
+            dependencies: ["Ckpt", "CkptFormat", "CkptIO"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "CkptIOTests", dependencies: ["CkptIO"], swiftSettings: swiftSettings),
         .testTarget(
             name: "CkptFormatTests",

@@ -101,6 +101,39 @@ def nest(flat):
     return out
 
 
+def flatten_dicts(d, prefix=""):
+    """Nested dicts -> {'a.b.c': leaf} (lists and tuples are leaves), as DCP names them."""
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(flatten_dicts(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def deep_equal(a, b, path="", problems=None):
+    """Structural equality with bit-exact tensors; collects differences."""
+    problems = [] if problems is None else problems
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        if not bits_equal(a, b):
+            problems.append(f"{path}: tensors differ")
+    elif isinstance(a, dict) and isinstance(b, dict):
+        if list(a.keys()) != list(b.keys()):
+            problems.append(f"{path}: keys {list(a.keys())[:8]} != {list(b.keys())[:8]}")
+        for k in a.keys() & b.keys():
+            deep_equal(a[k], b[k], f"{path}.{k}", problems)
+    elif isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and type(a) is type(b):
+        if len(a) != len(b):
+            problems.append(f"{path}: lengths {len(a)} != {len(b)}")
+        for i, (x, y) in enumerate(zip(a, b)):
+            deep_equal(x, y, f"{path}[{i}]", problems)
+    elif a != b or type(a) is not type(b):
+        problems.append(f"{path}: {a!r} != {b!r}")
+    return problems
+
+
 def bits_equal(a, b):
     if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor):
         return False
@@ -177,13 +210,21 @@ def case_torch_writes(work, mode):
         run_tool("read", d, "--out", pt)
         run_tool("read", d, "--out", st)
         got = torch.load(pt, weights_only=True)
+        flat = flatten_dicts(got)
         problems = []
         for fqn, (t, _) in tensors.items():
-            if not bits_equal(got.get(fqn), t):
+            if not bits_equal(flat.get(fqn), t):
                 problems.append(f"tensor {fqn} differs in {os.path.basename(pt)}")
-        for fqn, v in values.items():
-            if got.get(fqn) != v:
-                problems.append(f"value {fqn}: {got.get(fqn)!r} != {v!r}")
+        for fqn, v in flatten_dicts(values).items():
+            if flat.get(fqn) != v:
+                problems.append(f"value {fqn}: {flat.get(fqn)!r} != {v!r}")
+        if mode != "safetensors":
+            # PyTorch's own consolidation of the same checkpoint must be identical to ours.
+            from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
+            theirs_path = os.path.join(work, f"torch_{mode}_dcp_to_torch_save.pt")
+            dcp_to_torch_save(d, theirs_path)
+            theirs = torch.load(theirs_path, weights_only=False)
+            problems += [f"vs dcp_to_torch_save: {p}" for p in deep_equal(got, theirs)]
         from safetensors.torch import load_file
         got_st = load_file(st)
         for fqn, (t, _) in tensors.items():

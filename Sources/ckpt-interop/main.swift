@@ -1,0 +1,118 @@
+// ckpt-interop: the Swift side of scripts/interop (round trips with real PyTorch). Not a user tool.
+//
+//   ckpt-interop read DIR --out FILE.pt|FILE.safetensors   consolidate a DCP checkpoint (library Consolidator)
+//   ckpt-interop write-dcp SOURCE.pt LAYOUT.json OUT_DIR    save the tensors/values of a torch.save file as a
+//                                                          DCP checkpoint from the ranks and chunk layout given
+import Ckpt
+import CkptFormat
+import CkptIO
+import Foundation
+
+struct Layout: Decodable {
+    struct Chunk: Decodable {
+        var rank: Int
+        var offsets: [Int]
+        var sizes: [Int]
+    }
+    var world_size: Int
+    var tensors: [String: [Chunk]]
+}
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data(("ckpt-interop: " + message + "\n").utf8))
+    exit(1)
+}
+
+/// C-order rows of a block inside a tensor of `shape`: (source byte offset, length) pairs in block order.
+func rows(shape: [Int], offsets: [Int], sizes: [Int], elementSize: Int) -> [(Int, Int)] {
+    if shape.isEmpty { return [(0, elementSize)] }
+    if sizes.contains(0) { return [] }
+    var strides = [Int](repeating: elementSize, count: shape.count)
+    for d in stride(from: shape.count - 2, through: 0, by: -1) { strides[d] = strides[d + 1] * shape[d + 1] }
+    let last = shape.count - 1
+    var out: [(Int, Int)] = []
+    var index = [Int](repeating: 0, count: last)
+    while true {
+        var g = offsets[last] * elementSize
+        for d in 0..<last { g += (offsets[d] + index[d]) * strides[d] }
+        out.append((g, sizes[last] * elementSize))
+        var d = last - 1
+        while d >= 0 {
+            index[d] += 1
+            if index[d] < sizes[d] { break }
+            index[d] = 0
+            d -= 1
+        }
+        if d < 0 { break }
+    }
+    return out
+}
+
+func writeDCP(source: String, layoutPath: String, out: String) async throws {
+    let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: source)))
+    let file = try TorchSaveFile(parsing: bytes)
+    let layout = try JSONDecoder().decode(Layout.self, from: Data(contentsOf: URL(fileURLWithPath: layoutPath)))
+    guard case .dict(let entries) = file.value else { fail("\(source) does not hold a dict") }
+    var states = Array(repeating: StateDict(), count: layout.world_size)
+    for entry in entries {
+        guard case .string(let fqn) = entry.key else { fail("non-string key in \(source)") }
+        switch entry.value {
+        case .tensor(let t):
+            guard let storage = file.storage(t.storageKey), t.isContiguous else { fail("tensor \(fqn) is not contiguous") }
+            let start = storage.byteRange.lowerBound + t.storageOffset * t.dtype.itemSize
+            guard let chunks = layout.tensors[fqn] else { fail("no layout for \(fqn)") }
+            for chunk in chunks {
+                let n = chunk.sizes.reduce(1, *) * t.dtype.itemSize
+                let buffer = TensorBuffer(byteCount: n)
+                var at = 0
+                for (offset, length) in rows(shape: t.shape, offsets: chunk.offsets, sizes: chunk.sizes, elementSize: t.dtype.itemSize) {
+                    for i in 0..<length { buffer.bytes[at + i] = bytes[start + offset + i] }
+                    at += length
+                }
+                var existing: [TensorChunk] = []
+                if case .tensor(let e)? = states[chunk.rank][fqn] { existing = e.chunks }
+                states[chunk.rank].set(fqn, .tensor(TensorEntry(
+                    dtype: t.dtype, globalShape: t.shape,
+                    chunks: existing + [TensorChunk(offsets: chunk.offsets, sizes: chunk.sizes, buffer: buffer)])))
+            }
+        default:
+            for r in 0..<layout.world_size { states[r].set(fqn, .value(entry.value)) }
+        }
+    }
+    let engine = try IOEngine()
+    let group = InProcessGroup(worldSize: layout.world_size)
+    let frozen = states
+    try await withThrowingTaskGroup(of: Void.self) { tasks in
+        for rank in 0..<layout.world_size {
+            tasks.addTask {
+                let checkpointer = Checkpointer(engine: engine, communicator: group.communicator(rank: rank))
+                _ = try await checkpointer.save(frozen[rank], to: out)
+            }
+        }
+        try await tasks.waitForAll()
+    }
+    await engine.shutdown()
+}
+
+func read(directory: String, out: String) async throws {
+    let engine = try IOEngine()
+    let format: ConsolidationFormat = out.hasSuffix(".safetensors") ? .safetensors : .torchSave
+    var options = CheckpointOptions()
+    options.verifyChecksums = FileManager.default.fileExists(atPath: directory + "/" + Checkpointer.checksumFileName)
+    _ = try await Consolidator(engine: engine, options: options).consolidate(directory, to: out, format: format, overwrite: true)
+    await engine.shutdown()
+}
+
+let args = Array(CommandLine.arguments.dropFirst())
+do {
+    switch args.first {
+    case "read" where args.count == 4 && args[2] == "--out":
+        try await read(directory: args[1], out: args[3])
+    case "write-dcp" where args.count == 4:
+        try await writeDCP(source: args[1], layoutPath: args[2], out: args[3])
+    default:
+        fail("usage: ckpt-interop read DIR --out FILE | write-dcp SOURCE.pt LAYOUT.json OUT_DIR")
+    }
+} catch {
+    fail("\(error)")
+}
