@@ -41,6 +41,8 @@ public final class IOEngine: Sendable {
     let io: any IOBackend
     let syscalls: Syscalls
     let isShutDown = Atomic<Bool>(false)
+    /// Pieces at least this large are submitted alone (see `units`).
+    static let largeTransfer = 1 << 20
     /// Bound on retries of EINTR/EAGAIN/EBUSY and zero-byte writes for one piece.
     let maxRetries = 64
 
@@ -367,14 +369,17 @@ public final class IOEngine: Sendable {
         if b < end { add(.plain, b, end) }
     }
 
-    /// Groups pieces: plain/direct ones in batches submitted together, staged ones alone.
+    /// Groups pieces: small plain/direct ones in batches submitted together (one
+    /// `io_uring_enter` for several operations), staged and large ones alone. A batch frees its
+    /// queue slots only when its last operation completes, so large transfers, where one
+    /// submission per operation costs nothing, go alone to keep the queue full.
     private func units(_ pieces: [Piece]) -> [TransferUnit] {
         let batch = max(1, configuration.queueDepth / 4)
         var units: [TransferUnit] = []
         var current: [Piece] = []
         for piece in pieces {
-            if piece.route == .staged {
-                units.append(TransferUnit(pieces: [piece], staged: true))
+            if piece.route == .staged || piece.length >= Self.largeTransfer {
+                units.append(TransferUnit(pieces: [piece], staged: piece.route == .staged))
                 continue
             }
             current.append(piece)
@@ -395,8 +400,8 @@ public final class IOEngine: Sendable {
             try await run(units[0])
             return
         }
-        // Twice the queue depth of units may be started: the backend admits at most queueDepth
-        // operations, so the next batch is already waiting when one completes.
+        // Twice the queue depth of operations may be started: the backend admits at most
+        // queueDepth, so the next one is already waiting when one completes.
         let window = configuration.queueDepth * 2
         var failure: (any Error)?
         await withTaskGroup(of: (Int, (any Error)?).self) { group in

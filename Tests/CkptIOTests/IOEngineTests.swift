@@ -215,6 +215,48 @@ extension SerialIOTests {
             #expect(Support.openFDCount() == baseline)
         }
 
+        @Test(arguments: Mode.all)
+        func cancellationStormLeavesNothingBehind(mode: Mode) async throws {
+            let baseline = Support.openFDCount()
+            guard let engine = try Support.engine(mode.backend, queueDepth: 4, bufferCount: 3) else { return }
+            let dir = try Support.tempDir()
+            defer { Support.remove(dir) }
+            let seed = UInt64.random(in: 0...UInt64.max)
+            var rng = SplitMix64(seed: seed)
+            let files = try (0..<3).map {
+                try engine.open("\(dir)/storm\($0)", mode: .readWrite(create: true, truncate: true), direct: mode.direct)
+            }
+            let source = TestBytes(Support.randomBytes(400_000, &rng), misalign: 1)
+            for f in files { try await engine.write(f, at: 0, from: source.readOnly) }
+            var tasks: [Task<Void, any Error>] = []
+            for i in 0..<120 {
+                let f = files[i % 3]
+                let at = Int64(Int.random(in: 0..<200_000, using: &rng))
+                let n = Int.random(in: 1...200_000, using: &rng)
+                let isRead = rng.next() % 2 == 0
+                let buffer = TestBytes(n, misalign: Int(rng.next() % 2))
+                tasks.append(Task {
+                    if isRead {
+                        try await engine.read(f, at: at, into: buffer.raw)
+                        #expect(buffer.array[...] == source.array[Int(at)..<(Int(at) + n)], "seed \(seed)")
+                    } else {
+                        try await engine.write(f, at: at, from: source.slice(Int(at)..<(Int(at) + n)))
+                    }
+                })
+            }
+            for (i, t) in tasks.enumerated() where i % 2 == 0 { t.cancel() }
+            for t in tasks.suffix(30) { t.cancel() }
+            await Support.timed(20, "cancellation storm") {
+                for t in tasks {
+                    do { try await t.value } catch is CancellationError {} catch { Issue.record("seed \(seed): \(error)") }
+                }
+            }
+            #expect(engine.buffers.heldBytes == 0)
+            for f in files { try engine.close(f) }
+            await engine.shutdown()
+            #expect(Support.openFDCount() == baseline)
+        }
+
         @Test func uringCancelsABlockedReadThroughAsyncCancel() async throws {
             let baseline = Support.openFDCount()
             guard let engine = try Support.engine(.ioUring) else { return }

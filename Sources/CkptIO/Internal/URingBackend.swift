@@ -35,6 +35,8 @@ final class URingBackend: IOBackend {
     let state = Mutex(State())
     let reaper = Mutex<JoinableThread?>(nil)
     let destroyed = Atomic<Bool>(false)
+    /// Set while prepared SQEs wait for a retried submission (the reaper then polls quickly).
+    let retryPending = Atomic<Bool>(false)
 
     /// Sets up the ring (through the funnel); throws the -errno of io_uring_queue_init.
     init(queueDepth: Int, syscalls: Syscalls) throws(IOError) {
@@ -86,6 +88,7 @@ final class URingBackend: IOBackend {
         let rc = ckpt_ring_submit(ring.pointer)
         s.submitCalls += 1
         s.needsSubmit = rc < 0
+        retryPending.store(rc < 0, ordering: .relaxed)
     }
 
     func run(_ ops: [RawOp]) async -> [Int] {
@@ -175,7 +178,8 @@ final class URingBackend: IOBackend {
         }
         var failures = 0
         while true {
-            let n = ckpt_ring_reap(ring.pointer, uds, res, UInt32(capacity), 100)
+            let timeout: Int32 = retryPending.load(ordering: .relaxed) ? 1 : 100
+            let n = ckpt_ring_reap(ring.pointer, uds, res, UInt32(capacity), timeout)
             var done: [(Slot, Int32)] = []
             var fatal = false
             if n < 0 && n != -EINTR && n != -EAGAIN && n != -EBUSY {
