@@ -8,6 +8,7 @@
 #endif
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <liburing.h>
@@ -140,3 +141,8 @@ void *ckpt_numa_alloc_onnode(size_t size, int node) { return numa_alloc_onnode(s
 void ckpt_numa_free(void *ptr, size_t size) { numa_free(ptr, size); }
 
 int ckpt_o_direct(void) { return O_DIRECT; }
+
+int ckpt_rename(const char *from, const char *to, int exchange) {
+    int rc = exchange ? renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_EXCHANGE) : rename(from, to);
+    return rc == 0 ? 0 : -errno;
+}

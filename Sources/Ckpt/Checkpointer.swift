@@ -100,6 +100,7 @@ public final class Checkpointer: Sendable {
             } catch {
                 outcome.error = "rank 0 commit: \(error)"
             }
+            if outcome.error != nil { coordinator.discardStaging() }
         }
         let final = try Wire.decode(OutcomeMessage.self, try await communicator.broadcast(isCoordinator ? try Wire.encode(outcome) : nil, root: 0))
         if let writeError { throw writeError }

@@ -166,9 +166,7 @@ public struct Consolidator: Sendable {
             report.fileBytes = try await out.finish()
             try await engine.fsync(file)
             try engine.close(file)
-            guard rename(temporary, output) == 0 else {
-                throw CheckpointError(.io, "cannot rename '\(temporary)' to '\(output)': \(String(cString: strerror(errno)))")
-            }
+            try engine.rename(temporary, to: output)
             try engine.syncDirectory((output as NSString).deletingLastPathComponent.isEmpty ? "." : (output as NSString).deletingLastPathComponent)
         } catch {
             await out.abandon()

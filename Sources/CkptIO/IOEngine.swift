@@ -260,6 +260,22 @@ public final class IOEngine: Sendable {
         if rc != 0 { throw IOError.system("posix_fadvise(DONTNEED)", errno: Errno(rawValue: -rc), path: file.path) }
     }
 
+    /// Renames `from` to `to` (rename(2): atomic, replaces `to`). Call ``syncDirectory(_:)`` on the
+    /// parent afterwards to make it durable.
+    public func rename(_ from: String, to: String) throws {
+        try checkRunning()
+        let rc = syscalls.rename(from, to, exchange: false)
+        if rc < 0 { throw IOError.system("rename to '\(to)'", errno: Errno(rawValue: -rc), path: from) }
+    }
+
+    /// Atomically swaps two existing paths (renameat2 with RENAME_EXCHANGE). Throws with
+    /// `errno == .invalidArgument` where the file system cannot exchange.
+    public func exchange(_ a: String, _ b: String) throws {
+        try checkRunning()
+        let rc = syscalls.rename(a, b, exchange: true)
+        if rc < 0 { throw IOError.system("exchange with '\(b)'", errno: Errno(rawValue: -rc), path: a) }
+    }
+
     /// Flushes a directory's entries (after creating or renaming files in it).
     public func syncDirectory(_ path: String) throws {
         try checkRunning()

@@ -3,6 +3,8 @@ import SystemPackage
 /// The system calls (and io_uring completions) that go through the engine's syscall funnel.
 public enum IOSyscall: String, Sendable, Hashable, CaseIterable {
     case open, close, read, write, fsync, fdatasync, ftruncate, fstat, fadvise
+    /// rename(2) and renameat2(RENAME_EXCHANGE).
+    case rename
     /// io_uring_queue_init.
     case ringSetup
 }

@@ -13,6 +13,10 @@
 extern "C" {
 #endif
 
+/// rename(2) (`exchange == 0`) or renameat2(2) with RENAME_EXCHANGE (`exchange != 0`): atomically
+/// swaps two existing paths. Returns 0 or -errno (EINVAL when the file system cannot exchange).
+int ckpt_rename(const char *from, const char *to, int exchange);
+
 /// Opaque io_uring instance.
 typedef struct ckpt_ring ckpt_ring;
 

@@ -5,7 +5,11 @@ import Foundation
 
 /// Rank 0's part of a save: the global plan, then `.metadata` and the commit.
 struct SaveCoordinator {
+    /// Where the checkpoint ends up.
     let directory: String
+    /// Where the ranks write: `directory` itself, or a sibling staging directory when an existing
+    /// committed checkpoint is replaced (swapped in atomically at commit).
+    let writeDirectory: String
     let saveID: String
     let plans: [LocalPlanMessage]
     let plan: GlobalSavePlan
@@ -19,7 +23,7 @@ struct SaveCoordinator {
             return (nil, GlobalPlanMessage(error: error))
         }
         do {
-            try prepareDirectory(directory, overwrite: options.overwrite)
+            let replacing = try prepareDirectory(directory, overwrite: options.overwrite)
             let items: [[SaveItem]] = try plans.enumerated().map { rank, plan in
                 try plan.items.map { item in try saveItem(item, rank: rank) }
             }
@@ -33,8 +37,18 @@ struct SaveCoordinator {
                 rankFiles.map { GlobalPlanMessage.File(name: $0.name, items: $0.items) }
             }
             let saveID = UUID().uuidString.lowercased()
-            let coordinator = SaveCoordinator(directory: directory, saveID: saveID, plans: plans, plan: global, files: files)
-            return (coordinator, GlobalPlanMessage(directory: directory, saveID: saveID, files: files))
+            var writeDirectory = directory
+            if replacing {
+                writeDirectory = Self.stagingName(directory, saveID: saveID)
+                do {
+                    try FileManager.default.createDirectory(atPath: writeDirectory, withIntermediateDirectories: false)
+                } catch {
+                    throw CheckpointError(.io, "cannot create staging directory '\(writeDirectory)'", underlying: error)
+                }
+            }
+            let coordinator = SaveCoordinator(
+                directory: directory, writeDirectory: writeDirectory, saveID: saveID, plans: plans, plan: global, files: files)
+            return (coordinator, GlobalPlanMessage(directory: writeDirectory, saveID: saveID, files: files))
         } catch {
             return (nil, GlobalPlanMessage(error: "rank 0 planning: \(error)"))
         }
@@ -54,33 +68,44 @@ struct SaveCoordinator {
             chunk: ChunkBox(offsets: offsets, sizes: sizes)))
     }
 
-    /// Creates the directory, or checks that an existing one holds no committed checkpoint.
-    static func prepareDirectory(_ directory: String, overwrite: Bool) throws {
+    /// Sibling directory a replacing save writes into.
+    static func stagingName(_ directory: String, saveID: String) -> String {
+        var trimmed = directory
+        while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed.removeLast() }
+        return trimmed + ".ckpt-staging-" + saveID.prefix(8)
+    }
+
+    /// Creates the directory, or checks an existing one. Returns true when it holds a committed
+    /// checkpoint that this save replaces (only with `overwrite`).
+    static func prepareDirectory(_ directory: String, overwrite: Bool) throws -> Bool {
         let fm = FileManager.default
         var isDirectory: ObjCBool = false
         if fm.fileExists(atPath: directory, isDirectory: &isDirectory) {
             guard isDirectory.boolValue else {
                 throw CheckpointError(.invalidArgument, "'\(directory)' exists and is not a directory")
             }
-            if fm.fileExists(atPath: directory + "/" + Checkpointer.metadataFileName) {
-                guard overwrite else {
-                    throw CheckpointError(
-                        .invalidArgument,
-                        "'\(directory)' already holds a committed checkpoint; save each step to a new directory, or set overwrite")
-                }
-                // Overwrite: uncommit first would lose the old checkpoint before the new one is
-                // complete; instead the old `.metadata` stays until the new one replaces it by
-                // rename. Data files are rewritten in place, so the old checkpoint stops being
-                // loadable from the first write: callers that need the previous checkpoint to
-                // survive a crash must save to a new directory (the documented policy).
+            guard fm.fileExists(atPath: directory + "/" + Checkpointer.metadataFileName) else { return false }
+            guard overwrite else {
+                throw CheckpointError(
+                    .invalidArgument,
+                    "'\(directory)' already holds a committed checkpoint; save each step to a new directory, or set overwrite")
             }
-        } else {
-            do {
-                try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            } catch {
-                throw CheckpointError(.io, "cannot create checkpoint directory '\(directory)'", underlying: error)
-            }
+            // The old checkpoint stays untouched until the new one is committed in a staging
+            // directory and swapped in (see `commit`).
+            return true
         }
+        do {
+            try fm.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            throw CheckpointError(.io, "cannot create checkpoint directory '\(directory)'", underlying: error)
+        }
+        return false
+    }
+
+    /// After a failed save that was replacing a checkpoint: removes the staging directory.
+    func discardStaging() {
+        guard writeDirectory != directory else { return }
+        try? FileManager.default.removeItem(atPath: writeDirectory)
     }
 
     /// Writes the checksum sidecar and `.metadata` (temporary name, fsync, rename, directory fsync).
@@ -145,17 +170,36 @@ struct SaveCoordinator {
                 modules: []),
             version: "1.0.0")
 
+        let target = writeDirectory
         if options.writeChecksums {
             try await Self.writeDurably(
-                sidecar.encoded(), to: directory + "/" + Checkpointer.checksumFileName, engine: engine)
+                sidecar.encoded(), to: target + "/" + Checkpointer.checksumFileName, engine: engine)
         }
-        let temporary = directory + "/" + Checkpointer.metadataFileName + ".tmp"
+        let temporary = target + "/" + Checkpointer.metadataFileName + ".tmp"
         try await Self.writeDurably(metadata.encoded(), to: temporary, engine: engine)
-        guard rename(temporary, directory + "/" + Checkpointer.metadataFileName) == 0 else {
-            throw CheckpointError(
-                .io, "cannot rename '\(temporary)' to '\(Checkpointer.metadataFileName)': \(String(cString: strerror(errno)))")
+        try engine.rename(temporary, to: target + "/" + Checkpointer.metadataFileName)
+        try engine.syncDirectory(target)
+        if target != directory { try swapIn(engine: engine) }
+    }
+
+    /// Replaces the committed checkpoint in `directory` by the one just committed in the staging
+    /// directory: an atomic exchange of the two directories (renameat2 RENAME_EXCHANGE), so that
+    /// `directory` holds a complete checkpoint at every instant; then the old one is removed. Where
+    /// the file system cannot exchange, the old directory is renamed aside first (a crash between
+    /// the two renames leaves both checkpoints complete, under the two names).
+    func swapIn(engine: IOEngine) throws {
+        let parent = (directory as NSString).deletingLastPathComponent
+        do {
+            try engine.exchange(writeDirectory, directory)
+            try engine.syncDirectory(parent.isEmpty ? "." : parent)
+            try? FileManager.default.removeItem(atPath: writeDirectory)
+        } catch let error as IOError where error.errno == .invalidArgument {
+            let aside = directory + ".ckpt-old-" + saveID.prefix(8)
+            try engine.rename(directory, to: aside)
+            try engine.rename(writeDirectory, to: directory)
+            try engine.syncDirectory(parent.isEmpty ? "." : parent)
+            try? FileManager.default.removeItem(atPath: aside)
         }
-        try engine.syncDirectory(directory)
     }
 
     /// `PosixPath` components as Python's `pathlib` splits them.

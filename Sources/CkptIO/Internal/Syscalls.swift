@@ -51,6 +51,11 @@ final class Syscalls: Sendable {
         return fd < 0 ? -Glibc.errno : fd
     }
 
+    func rename(_ from: String, _ to: String, exchange: Bool) -> Int32 {
+        if case .error(let e)? = next(.rename) { return -e.rawValue }
+        return ckpt_rename(from, to, exchange ? 1 : 0)
+    }
+
     func close(_ fd: Int32) -> Int32 {
         let fault = next(.close)
         let rc = Glibc.close(fd)
