@@ -24,6 +24,9 @@ public struct PickleReader: Sendable {
     /// (see ``Decoded/endOffset``).
     public func decode(_ bytes: UnsafeRawBufferPointer) throws(FormatError) -> Decoded {
         var machine = PickleMachine(buffer: bytes, limits: limits, allowList: allowList)
+        // Break every parent→child link before the nodes are released: deeply nested or cyclic
+        // graphs would otherwise overflow the stack in recursive deinit (or leak).
+        defer { machine.dismantle() }
         let root = try machine.run()
         var budget = limits.maxItems
         let value = try PickleMachine.materialize(root, depth: 0, budget: &budget, limits: limits, offset: machine.reader.position)
@@ -89,7 +92,23 @@ struct PickleMachine {
         FormatError(code, message, offset: opOffset)
     }
 
+    /// Every node ever pushed, so ``dismantle()`` can unlink them iteratively.
+    var allNodes: [PickleNode] = []
+
+    mutating func dismantle() {
+        for n in allNodes {
+            n.items = []
+            n.listItems = []
+            n.dictItems = []
+            n.state = nil
+        }
+        allNodes = []
+        stack = []
+        memo = [:]
+    }
+
     mutating func push(_ node: PickleNode) throws(FormatError) {
+        allNodes.append(node)
         guard stack.count + marks.count < limits.maxStackDepth else {
             throw fail(.limitExceeded, "pickle stack deeper than \(limits.maxStackDepth)")
         }
