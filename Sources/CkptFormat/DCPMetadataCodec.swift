@@ -344,6 +344,45 @@ enum MetadataEncoder {
         }
     }
 
+    /// Rank encoded in a `__{rank}_{i}.distcp` / `__{rank}.distcp` name.
+    static func rank(ofPath path: String) -> Int? {
+        guard path.hasPrefix("__") else { return nil }
+        let digits = path.dropFirst(2).prefix { $0.isNumber }
+        return Int(digits)
+    }
+
+    /// fqns whose state-dict key object is the same as the planner-data key object under the
+    /// gathered style: the coordinator takes `state_dict_metadata` keys from the first plan that
+    /// holds the item (after de-duplication) and planner-data keys from the last rank's plan, so
+    /// they coincide exactly for items written by the last rank.
+    static func sharedKeys(_ m: DCPMetadata) -> Set<String> {
+        var lastRank = -1
+        for v in m.storageData.values { if let r = rank(ofPath: v.relativePath) { lastRank = Swift.max(lastRank, r) } }
+        var out = Set<String>()
+        for (fqn, entry) in zip(m.stateDictMetadata.keys, m.stateDictMetadata.values) {
+            let offsets: [Int]?
+            switch entry {
+            case .bytes: offsets = nil
+            case .tensor(let t):
+                guard let first = t.chunks.first else { continue }
+                offsets = first.offsets
+            }
+            if let info = m.storage(fqn: fqn, offsets: offsets), rank(ofPath: info.relativePath) == lastRank {
+                out.insert(fqn)
+            }
+        }
+        return out
+    }
+
+    /// Emits a state-dict or planner key.
+    static func key(_ s: String, _ style: MetadataPickleStyle, shared: Set<String>, _ e: inout PickleEmitter) {
+        if style == .gathered && shared.contains(s) {
+            e.string(s, identity: .token("key:" + s))
+        } else {
+            self.shared(s, style, scope: "", &e)
+        }
+    }
+
     static func metadata(_ m: DCPMetadata, _ style: MetadataPickleStyle, _ e: inout PickleEmitter) {
         newObj(
             &e, "Metadata",
@@ -360,8 +399,9 @@ enum MetadataEncoder {
         e.out.u8(0x7D)
         e.memoize()
         let entries = m.stateDictMetadata.entries
+        let sharedKeys = style == .gathered ? self.sharedKeys(m) : []
         e.batch(entries.count, single: 0x73, many: 0x75) { e, i in
-            shared(entries[i].key, style, scope: "", &e)
+            key(entries[i].key, style, shared: sharedKeys, &e)
             switch entries[i].value {
             case .bytes:
                 cls(&e, "BytesStorageMetadata")
@@ -432,8 +472,9 @@ enum MetadataEncoder {
         e.out.u8(0x7D)
         e.memoize()
         let entries = pd.entries
+        let sharedKeys = style == .gathered ? self.sharedKeys(m) : []
         e.batch(entries.count, single: 0x73, many: 0x75) { e, i in
-            shared(entries[i].key, style, scope: "", &e)
+            key(entries[i].key, style, shared: sharedKeys, &e)
             let path = entries[i].value
             e.tuple(count: path.count) { e in
                 for p in path {
