@@ -78,7 +78,10 @@ struct PickleMachine {
     let allowList: PickleAllowList
     var stack: [PickleNode] = []
     var marks: [Int] = []
-    var memo: [Int: PickleNode] = [:]
+    /// Memo: dense indices (MEMOIZE, sequential BINPUT) in an array, sparse ones in a dictionary.
+    var memoDense: [PickleNode?] = []
+    var memoSparse: [Int: PickleNode] = [:]
+    var memoCount = 0
     var nodeCount = 0
     var opOffset = 0
 
@@ -104,7 +107,8 @@ struct PickleMachine {
         }
         allNodes = []
         stack = []
-        memo = [:]
+        memoDense = []
+        memoSparse = [:]
     }
 
     mutating func push(_ node: PickleNode) throws(FormatError) {
@@ -148,16 +152,25 @@ struct PickleMachine {
 
     mutating func memoPut(_ index: Int) throws(FormatError) {
         let node = try top("a value to memoize")
-        if memo[index] == nil {
-            guard memo.count < limits.maxMemoEntries else {
+        let exists = index < memoDense.count ? memoDense[index] != nil : memoSparse[index] != nil
+        if !exists {
+            guard memoCount < limits.maxMemoEntries else {
                 throw fail(.limitExceeded, "pickle memo larger than \(limits.maxMemoEntries) entries")
             }
+            memoCount += 1
         }
-        memo[index] = node
+        if index < memoDense.count {
+            memoDense[index] = node
+        } else if index == memoDense.count {
+            memoDense.append(node)
+        } else {
+            memoSparse[index] = node
+        }
     }
 
     mutating func memoGet(_ index: Int) throws(FormatError) {
-        guard let node = memo[index] else {
+        let found = index < memoDense.count ? memoDense[index] : memoSparse[index]
+        guard let node = found else {
             throw fail(.invalidValue, "memo key \(index) was never stored")
         }
         try push(node)
@@ -357,7 +370,7 @@ struct PickleMachine {
             case 0x51:  // BINPERSID
                 let pid = try pop("a persistent id")
                 try push(PickleNode(.persistentID, [pid]))
-            case 0x94: try memoPut(memo.count)
+            case 0x94: try memoPut(memoCount)
             case 0x71: try memoPut(Int(try reader.u8("BINPUT index")))
             case 0x72: try memoPut(Int(try reader.u32("LONG_BINPUT index")))
             case 0x70:
