@@ -322,3 +322,30 @@ import Testing
         #expect(Array(eocd.dropFirst(16).prefix(4)) == [0xFF, 0xFF, 0xFF, 0xFF])
     }
 }
+
+/// Reading a big archive from its tail plus small local-header reads agrees with the full parse.
+@Test func tailOnlyReadMatchesFullParse() throws {
+    let bytes = try Fixtures.bytes("f_consolidated/a_4rank_shard0.pt")
+    let full = try ZipArchive(parsing: bytes)
+    var tailSize = 64
+    var cd: ZipArchive.CentralDirectory?
+    var rounds = 0
+    while cd == nil && rounds < 10 {
+        rounds += 1
+        let start = bytes.count - tailSize
+        do {
+            cd = try Array(bytes[start...]).withUnsafeBytes { try ZipArchive.parseCentralDirectory(tail: $0, tailOffset: start, archiveLength: bytes.count) }
+        } catch let error as FormatError {
+            #expect(error.code == .truncated, "\(error)")
+            #expect(error.offset < start)
+            tailSize = bytes.count - error.offset
+        }
+    }
+    let dir = try #require(cd)
+    #expect(dir.prefix == full.prefix)
+    for (e, f) in zip(dir.entries, full.entries) {
+        let header = Array(bytes[e.localHeaderOffset..<min(bytes.count, e.localHeaderOffset + 128)])
+        let resolved = try header.withUnsafeBytes { try ZipArchive.resolvePayload(of: e, localHeader: $0, centralDirectoryOffset: dir.centralDirectoryOffset) }
+        #expect(resolved == f)
+    }
+}
