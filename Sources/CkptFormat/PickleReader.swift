@@ -16,7 +16,9 @@ public struct PickleReader: Sendable {
 
     /// Result of decoding: the value and the offset just past the `STOP` opcode.
     public struct Decoded: Sendable {
+        /// The decoded value.
         public var value: PickleValue
+        /// Offset just past `STOP`.
         public var endOffset: Int
     }
 
