@@ -259,7 +259,13 @@ import Testing
         let bOffset = 30 + 3 + 4
         let good = Self.archive(local: a, cd: [("x/A", crc32([0, 0, 0, 0] + b + [0, 0]), 4 + b.count + 2, 0)])
         #expect(try ZipArchive(parsing: good).entries.count == 1)
-        Self.expectZipError(Self.archive(local: a, cd: [("x/A", crc32([0, 0, 0, 0] + b + [0, 0]), 4 + b.count + 2, 0), ("x/B", crc32(Array("hello".utf8)), 5, bOffset)]))
+        let overlapping = Self.archive(local: a, cd: [("x/A", crc32([0, 0, 0, 0] + b + [0, 0]), 4 + b.count + 2, 0), ("x/B", crc32(Array("hello".utf8)), 5, bOffset)])
+        #expect(throws: FormatError.self) { try ZipArchive(parsing: overlapping) }
+        do {
+            _ = try ZipArchive(parsing: overlapping)
+        } catch {
+            #expect(error.message.contains("overlaps"), "\(error)")
+        }
         // Duplicate names.
         let two = Self.localEntry("x/A", [1]) + Self.localEntry("x/A", [2])
         Self.expectZipError(Self.archive(local: two, cd: [("x/A", crc32([1]), 1, 0), ("x/A", crc32([2]), 1, 35)]))
