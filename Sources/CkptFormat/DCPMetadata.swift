@@ -40,12 +40,14 @@ public enum StorageMetadata: Sendable, Equatable {
 
 /// `TensorStorageMetadata`: properties, global size and saved chunks.
 public struct TensorStorageMetadata: Sendable, Equatable {
+    /// dtype, layout and flags of the tensor.
     public var properties: TensorProperties
     /// Global shape (`torch.Size`).
     public var size: [Int]
     /// Saved chunks in plan order.
     public var chunks: [ChunkStorageMetadata]
 
+    /// Creates tensor metadata.
     public init(properties: TensorProperties, size: [Int], chunks: [ChunkStorageMetadata]) {
         self.properties = properties
         self.size = size
@@ -55,16 +57,20 @@ public struct TensorStorageMetadata: Sendable, Equatable {
 
 /// `TensorProperties` (pickled through `__getstate__` as a 5- or 6-tuple).
 public struct TensorProperties: Sendable, Equatable {
+    /// Element type.
     public var dtype: DType
     /// Layout name passed to `torch.serialization._get_layout` (`"torch.strided"`).
     public var layout: String
+    /// `requires_grad`.
     public var requiresGrad: Bool
     /// `_MEM_FORMAT_ENCODING` value: 0 contiguous, 1 channels_last, 2 preserve.
     public var memoryFormat: Int
+    /// `pin_memory`.
     public var pinMemory: Bool
     /// Strides of the first saved chunk; nil when absent (5-tuple) or None.
     public var strides: [Int]?
 
+    /// Creates properties (defaults as PyTorch writes them for CPU tensors).
     public init(
         dtype: DType, layout: String = "torch.strided", requiresGrad: Bool = false, memoryFormat: Int = 0, pinMemory: Bool = false,
         strides: [Int]? = nil
@@ -80,8 +86,11 @@ public struct TensorProperties: Sendable, Equatable {
 
 /// `ChunkStorageMetadata`: a saved chunk's global offsets and sizes.
 public struct ChunkStorageMetadata: Sendable, Hashable {
+    /// Global start index per dim.
     public var offsets: [Int]
+    /// Extent per dim.
     public var sizes: [Int]
+    /// Creates a chunk description.
     public init(offsets: [Int], sizes: [Int]) {
         self.offsets = offsets
         self.sizes = sizes
@@ -90,12 +99,14 @@ public struct ChunkStorageMetadata: Sendable, Hashable {
 
 /// `MetadataIndex`: equality and hashing use `(fqn, offset)` only, as in PyTorch.
 public struct MetadataIndex: Sendable, Hashable {
+    /// Flattened state-dict key.
     public var fqn: String
     /// Chunk offsets for tensors; nil for bytes items.
     public var offset: [Int]?
     /// Position hint in `chunks` (not part of equality).
     public var index: Int?
 
+    /// Creates an index.
     public init(fqn: String, offset: [Int]? = nil, index: Int? = nil) {
         self.fqn = fqn
         self.offset = offset
@@ -111,12 +122,16 @@ public struct MetadataIndex: Sendable, Hashable {
 
 /// `_StorageInfo`: a record's file, offset and length.
 public struct StorageInfo: Sendable, Equatable {
+    /// Data file name relative to the checkpoint directory (`__r_i.distcp`).
     public var relativePath: String
+    /// Byte offset of the record in the file.
     public var offset: Int
+    /// Byte length of the record.
     public var length: Int
     /// Stream transform names; nil (omitted) by default.
     public var transformDescriptors: [String]?
 
+    /// Creates storage info.
     public init(relativePath: String, offset: Int, length: Int, transformDescriptors: [String]? = nil) {
         self.relativePath = relativePath
         self.offset = offset
@@ -142,11 +157,16 @@ public struct StorageMeta: Sendable, Equatable {
         /// A plain string.
         case string(String)
     }
+    /// `checkpoint_id` as given to the writer.
     public var checkpointID: CheckpointID?
+    /// `save_id` (a uuid4 string).
     public var saveID: String?
+    /// `load_id`.
     public var loadID: String?
+    /// `modules`.
     public var modules: [String]
 
+    /// Creates storage metadata.
     public init(checkpointID: CheckpointID? = nil, saveID: String? = nil, loadID: String? = nil, modules: [String] = []) {
         self.checkpointID = checkpointID
         self.saveID = saveID

@@ -307,17 +307,22 @@ enum MetadataEncoder {
     /// NEWOBJ with `()` + MEMOIZE, then EMPTY_DICT + MEMOIZE + items + BUILD.
     static func newObj(_ e: inout PickleEmitter, _ name: String, module: String = md, _ items: [(String, (inout PickleEmitter) -> Void)]) {
         e.global(module, name)
-        e.out.u8(0x29)
+        e.tuple(count: 0) { _ in }
         e.out.u8(0x81)
         e.memoize()
-        e.out.u8(0x7D)
-        e.memoize()
+        emptyContainer(&e, 0x7D)
         e.batch(items.count, single: 0x73, many: 0x75) { em, i in
             em.string(items[i].0)
             items[i].1(&em)
         }
         e.out.u8(0x62)
+    }
+
+    /// `save()` of a fresh dict/list: boundary, EMPTY_DICT/EMPTY_LIST, MEMOIZE.
+    static func emptyContainer(_ e: inout PickleEmitter, _ op: UInt8) {
         e.boundary()
+        e.out.u8(op)
+        e.memoize()
     }
 
     static func intTuple(_ e: inout PickleEmitter, _ v: [Int]) {
@@ -344,6 +349,45 @@ enum MetadataEncoder {
         }
     }
 
+    /// Rank encoded in a `__{rank}_{i}.distcp` / `__{rank}.distcp` name.
+    static func rank(ofPath path: String) -> Int? {
+        guard path.hasPrefix("__") else { return nil }
+        let digits = path.dropFirst(2).prefix { $0.isNumber }
+        return Int(digits)
+    }
+
+    /// fqns whose state-dict key object is the same as the planner-data key object under the
+    /// gathered style: the coordinator takes `state_dict_metadata` keys from the first plan that
+    /// holds the item (after de-duplication) and planner-data keys from the last rank's plan, so
+    /// they coincide exactly for items written by the last rank.
+    static func sharedKeys(_ m: DCPMetadata) -> Set<String> {
+        var lastRank = -1
+        for v in m.storageData.values { if let r = rank(ofPath: v.relativePath) { lastRank = Swift.max(lastRank, r) } }
+        var out = Set<String>()
+        for (fqn, entry) in zip(m.stateDictMetadata.keys, m.stateDictMetadata.values) {
+            let offsets: [Int]?
+            switch entry {
+            case .bytes: offsets = nil
+            case .tensor(let t):
+                guard let first = t.chunks.first else { continue }
+                offsets = first.offsets
+            }
+            if let info = m.storage(fqn: fqn, offsets: offsets), rank(ofPath: info.relativePath) == lastRank {
+                out.insert(fqn)
+            }
+        }
+        return out
+    }
+
+    /// Emits a state-dict or planner key.
+    static func key(_ s: String, _ style: MetadataPickleStyle, shared: Set<String>, _ e: inout PickleEmitter) {
+        if style == .gathered && shared.contains(s) {
+            e.string(s, identity: .token("key:" + s))
+        } else {
+            self.shared(s, style, scope: "", &e)
+        }
+    }
+
     static func metadata(_ m: DCPMetadata, _ style: MetadataPickleStyle, _ e: inout PickleEmitter) {
         newObj(
             &e, "Metadata",
@@ -352,26 +396,25 @@ enum MetadataEncoder {
                 ("planner_data", { e in plannerData(m, style, &e) }),
                 ("storage_data", { e in storageData(m, style, &e) }),
                 ("storage_meta", { e in storageMeta(m.storageMeta, &e) }),
-                ("version", { e in if let v = m.version { e.string(v) } else { e.out.u8(0x4E) } }),
+                ("version", { e in if let v = m.version { e.string(v) } else { e.none() } }),
             ])
     }
 
     static func stateDict(_ m: DCPMetadata, _ style: MetadataPickleStyle, _ e: inout PickleEmitter) {
-        e.out.u8(0x7D)
-        e.memoize()
+        emptyContainer(&e, 0x7D)
         let entries = m.stateDictMetadata.entries
+        let sharedKeys = style == .gathered ? self.sharedKeys(m) : []
         e.batch(entries.count, single: 0x73, many: 0x75) { e, i in
-            shared(entries[i].key, style, scope: "", &e)
+            key(entries[i].key, style, shared: sharedKeys, &e)
             switch entries[i].value {
             case .bytes:
                 cls(&e, "BytesStorageMetadata")
-                e.out.u8(0x29)
+                e.tuple(count: 0) { _ in }
                 e.out.u8(0x81)
                 e.memoize()
             case .tensor(let t):
                 tensor(t, &e)
             }
-            e.boundary()
         }
     }
 
@@ -384,8 +427,7 @@ enum MetadataEncoder {
                 (
                     "chunks",
                     { e in
-                        e.out.u8(0x5D)
-                        e.memoize()
+                        emptyContainer(&e, 0x5D)
                         e.batch(t.chunks.count, single: 0x61, many: 0x65) { e, i in
                             let c = t.chunks[i]
                             newObj(&e, "ChunkStorageMetadata", [("offsets", { e in size(&e, c.offsets) }), ("sizes", { e in size(&e, c.sizes) })])
@@ -397,43 +439,45 @@ enum MetadataEncoder {
 
     static func properties(_ p: TensorProperties, _ e: inout PickleEmitter) {
         cls(&e, "TensorProperties")
-        e.out.u8(0x29)
+        e.tuple(count: 0) { _ in }
         e.out.u8(0x81)
         e.memoize()
         e.tuple(count: 6) { e in
             e.global("torch", p.dtype.torchName, moduleIdentity: dtypeModule)
             // The layout and memory-format objects are singletons shared by identity.
             let layoutKey = PickleEmitter.MemoKey.token("layout:" + p.layout)
+            e.boundary()
             if !e.get(layoutKey) {
                 e.global("torch.serialization", "_get_layout")
                 e.tuple(count: 1) { e in e.string(p.layout) }
                 e.out.u8(0x52)
                 e.memoize(layoutKey)
             }
-            e.out.u8(p.requiresGrad ? 0x88 : 0x89)
+            e.bool(p.requiresGrad)
             let mfKey = PickleEmitter.MemoKey.token("memfmt:\(p.memoryFormat)")
+            e.boundary()
             if !e.get(mfKey) {
                 cls(&e, "_MEM_FORMAT_ENCODING")
                 e.tuple(count: 1) { e in e.int(Int64(p.memoryFormat)) }
                 e.out.u8(0x52)
                 e.memoize(mfKey)
             }
-            e.out.u8(p.pinMemory ? 0x88 : 0x89)
-            if let s = p.strides { intTuple(&e, s) } else { e.out.u8(0x4E) }
+            e.bool(p.pinMemory)
+            if let s = p.strides { intTuple(&e, s) } else { e.none() }
         }
         e.out.u8(0x62)
     }
 
     static func plannerData(_ m: DCPMetadata, _ style: MetadataPickleStyle, _ e: inout PickleEmitter) {
         guard let pd = m.plannerData else {
-            e.out.u8(0x4E)
+            e.none()
             return
         }
-        e.out.u8(0x7D)
-        e.memoize()
+        emptyContainer(&e, 0x7D)
         let entries = pd.entries
+        let sharedKeys = style == .gathered ? self.sharedKeys(m) : []
         e.batch(entries.count, single: 0x73, many: 0x75) { e, i in
-            shared(entries[i].key, style, scope: "", &e)
+            key(entries[i].key, style, shared: sharedKeys, &e)
             let path = entries[i].value
             e.tuple(count: path.count) { e in
                 for p in path {
@@ -443,19 +487,17 @@ enum MetadataEncoder {
                     }
                 }
             }
-            e.boundary()
         }
     }
 
     static func storageData(_ m: DCPMetadata, _ style: MetadataPickleStyle, _ e: inout PickleEmitter) {
-        e.out.u8(0x7D)
-        e.memoize()
+        emptyContainer(&e, 0x7D)
         let entries = m.storageData.entries
         e.batch(entries.count, single: 0x73, many: 0x75) { e, i in
             let k = entries[i].key, v = entries[i].value
             var items: [(String, (inout PickleEmitter) -> Void)] = [
                 ("fqn", { e in shared(k.fqn, style, scope: "", &e) }),
-                ("index", { e in if let x = k.index { e.int(Int64(x)) } else { e.out.u8(0x4E) } }),
+                ("index", { e in if let x = k.index { e.int(Int64(x)) } else { e.none() } }),
             ]
             if let off = k.offset { items.append(("offset", { e in size(&e, off) })) }
             newObj(&e, "MetadataIndex", items)
@@ -469,8 +511,7 @@ enum MetadataEncoder {
                     (
                         "transform_descriptors",
                         { e in
-                            e.out.u8(0x5D)
-                            e.memoize()
+                            emptyContainer(&e, 0x5D)
                             e.batch(t.count, single: 0x61, many: 0x65) { e, j in e.string(t[j]) }
                         }
                     ))
@@ -481,7 +522,7 @@ enum MetadataEncoder {
 
     static func storageMeta(_ s: StorageMeta?, _ e: inout PickleEmitter) {
         guard let s else {
-            e.out.u8(0x4E)
+            e.none()
             return
         }
         newObj(
@@ -491,7 +532,7 @@ enum MetadataEncoder {
                     "checkpoint_id",
                     { e in
                         switch s.checkpointID {
-                        case nil: e.out.u8(0x4E)
+                        case nil: e.none()
                         case .string(let str)?: e.string(str)
                         case .path(let cls, let comps)?:
                             e.global("pathlib", cls)
@@ -501,13 +542,12 @@ enum MetadataEncoder {
                         }
                     }
                 ),
-                ("save_id", { e in if let x = s.saveID { e.string(x) } else { e.out.u8(0x4E) } }),
-                ("load_id", { e in if let x = s.loadID { e.string(x) } else { e.out.u8(0x4E) } }),
+                ("save_id", { e in if let x = s.saveID { e.string(x) } else { e.none() } }),
+                ("load_id", { e in if let x = s.loadID { e.string(x) } else { e.none() } }),
                 (
                     "modules",
                     { e in
-                        e.out.u8(0x5D)
-                        e.memoize()
+                        emptyContainer(&e, 0x5D)
                         e.batch(s.modules.count, single: 0x61, many: 0x65) { e, j in e.string(s.modules[j]) }
                     }
                 ),

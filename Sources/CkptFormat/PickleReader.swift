@@ -16,7 +16,9 @@ public struct PickleReader: Sendable {
 
     /// Result of decoding: the value and the offset just past the `STOP` opcode.
     public struct Decoded: Sendable {
+        /// The decoded value.
         public var value: PickleValue
+        /// Offset just past `STOP`.
         public var endOffset: Int
     }
 
@@ -24,6 +26,9 @@ public struct PickleReader: Sendable {
     /// (see ``Decoded/endOffset``).
     public func decode(_ bytes: UnsafeRawBufferPointer) throws(FormatError) -> Decoded {
         var machine = PickleMachine(buffer: bytes, limits: limits, allowList: allowList)
+        // Break every parent→child link before the nodes are released: deeply nested or cyclic
+        // graphs would otherwise overflow the stack in recursive deinit (or leak).
+        defer { machine.dismantle() }
         let root = try machine.run()
         var budget = limits.maxItems
         let value = try PickleMachine.materialize(root, depth: 0, budget: &budget, limits: limits, offset: machine.reader.position)
@@ -75,7 +80,10 @@ struct PickleMachine {
     let allowList: PickleAllowList
     var stack: [PickleNode] = []
     var marks: [Int] = []
-    var memo: [Int: PickleNode] = [:]
+    /// Memo: dense indices (MEMOIZE, sequential BINPUT) in an array, sparse ones in a dictionary.
+    var memoDense: [PickleNode?] = []
+    var memoSparse: [Int: PickleNode] = [:]
+    var memoCount = 0
     var nodeCount = 0
     var opOffset = 0
 
@@ -89,7 +97,24 @@ struct PickleMachine {
         FormatError(code, message, offset: opOffset)
     }
 
+    /// Every node ever pushed, so ``dismantle()`` can unlink them iteratively.
+    var allNodes: [PickleNode] = []
+
+    mutating func dismantle() {
+        for n in allNodes {
+            n.items = []
+            n.listItems = []
+            n.dictItems = []
+            n.state = nil
+        }
+        allNodes = []
+        stack = []
+        memoDense = []
+        memoSparse = [:]
+    }
+
     mutating func push(_ node: PickleNode) throws(FormatError) {
+        allNodes.append(node)
         guard stack.count + marks.count < limits.maxStackDepth else {
             throw fail(.limitExceeded, "pickle stack deeper than \(limits.maxStackDepth)")
         }
@@ -129,16 +154,25 @@ struct PickleMachine {
 
     mutating func memoPut(_ index: Int) throws(FormatError) {
         let node = try top("a value to memoize")
-        if memo[index] == nil {
-            guard memo.count < limits.maxMemoEntries else {
+        let exists = index < memoDense.count ? memoDense[index] != nil : memoSparse[index] != nil
+        if !exists {
+            guard memoCount < limits.maxMemoEntries else {
                 throw fail(.limitExceeded, "pickle memo larger than \(limits.maxMemoEntries) entries")
             }
+            memoCount += 1
         }
-        memo[index] = node
+        if index < memoDense.count {
+            memoDense[index] = node
+        } else if index == memoDense.count {
+            memoDense.append(node)
+        } else {
+            memoSparse[index] = node
+        }
     }
 
     mutating func memoGet(_ index: Int) throws(FormatError) {
-        guard let node = memo[index] else {
+        let found = index < memoDense.count ? memoDense[index] : memoSparse[index]
+        guard let node = found else {
             throw fail(.invalidValue, "memo key \(index) was never stored")
         }
         try push(node)
@@ -338,7 +372,7 @@ struct PickleMachine {
             case 0x51:  // BINPERSID
                 let pid = try pop("a persistent id")
                 try push(PickleNode(.persistentID, [pid]))
-            case 0x94: try memoPut(memo.count)
+            case 0x94: try memoPut(memoCount)
             case 0x71: try memoPut(Int(try reader.u8("BINPUT index")))
             case 0x72: try memoPut(Int(try reader.u32("LONG_BINPUT index")))
             case 0x70:

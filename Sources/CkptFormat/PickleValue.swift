@@ -52,8 +52,11 @@ public indirect enum PickleValue: Sendable, Hashable {
 
 /// One key/value pair of a pickled dict, in stream order.
 public struct PickleDictEntry: Sendable, Hashable {
+    /// Key.
     public var key: PickleValue
+    /// Value.
     public var value: PickleValue
+    /// Creates a pair.
     public init(_ key: PickleValue, _ value: PickleValue) {
         self.key = key
         self.value = value
@@ -68,6 +71,7 @@ public struct PickleObject: Sendable, Hashable {
         case reduce
         case newObj
     }
+    /// REDUCE or NEWOBJ.
     public var construction: Construction
     /// The callable or class (normally ``PickleValue/global(module:name:)``).
     public var callable: PickleValue
@@ -80,6 +84,7 @@ public struct PickleObject: Sendable, Hashable {
     /// Items set on the object with `SETITEM(S)` (e.g. `collections.OrderedDict`), in order.
     public var dictItems: [PickleDictEntry]
 
+    /// Creates an object node.
     public init(
         construction: Construction, callable: PickleValue, args: PickleValue, state: PickleValue? = nil,
         listItems: [PickleValue] = [], dictItems: [PickleDictEntry] = []

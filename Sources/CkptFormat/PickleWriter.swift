@@ -80,7 +80,8 @@ struct PickleEmitter {
         frameStart = -1
     }
 
-    /// Called after each complete object, like CPython's opcode boundary.
+    /// CPython's `_Pickler_OpcodeBoundary`, called at the start of every `save()`: commits the
+    /// current frame once it holds at least 64 KiB.
     mutating func boundary() {
         guard proto == .v4, frameStart >= 0 else { return }
         if out.count - frameStart - 9 >= PickleEmitter.frameTarget {
@@ -126,7 +127,18 @@ struct PickleEmitter {
 
     // MARK: scalars
 
+    mutating func none() {
+        boundary()
+        out.u8(0x4E)
+    }
+
+    mutating func bool(_ b: Bool) {
+        boundary()
+        out.u8(b ? 0x88 : 0x89)
+    }
+
     mutating func int(_ v: Int64) {
+        boundary()
         if v >= 0 && v <= 0xFF {
             out.u8(0x4B)
             out.u8(UInt8(v))
@@ -153,6 +165,7 @@ struct PickleEmitter {
     }
 
     mutating func float(_ v: Double) {
+        boundary()
         out.u8(0x47)
         var b = v.bitPattern.bigEndian
         withUnsafeBytes(of: &b) { out.append($0) }
@@ -160,6 +173,7 @@ struct PickleEmitter {
 
     /// Emits a string; with `key` (or by value when `reuseStrings`) a repeated string is a memo get.
     mutating func string(_ s: String, identity: MemoKey? = nil) {
+        boundary()
         let key: MemoKey? = identity ?? (reuseStrings ? .string(s) : nil)
         if let key, get(key) { return }
         let utf8 = Array(s.utf8)
@@ -178,6 +192,7 @@ struct PickleEmitter {
     }
 
     mutating func global(_ module: String, _ name: String, moduleIdentity: MemoKey? = nil) {
+        boundary()
         let key = MemoKey.global(module, name)
         if get(key) { return }
         if proto == .v4 {
@@ -198,6 +213,7 @@ struct PickleEmitter {
 
     /// Emits a tuple from already-known element emitters.
     mutating func tuple(count: Int, _ body: (inout PickleEmitter) -> Void) {
+        boundary()
         if count == 0 {
             out.u8(0x29)
             return
@@ -217,14 +233,19 @@ struct PickleEmitter {
 
     mutating func save(_ v: PickleValue) {
         switch v {
-        case .none: out.u8(0x4E)
-        case .bool(let b): out.u8(b ? 0x88 : 0x89)
+        case .none: none()
+        case .bool(let b): bool(b)
         case .int(let i): int(i)
-        case .bigInt(let b): long(b)
+        case .bigInt(let b):
+            boundary()
+            long(b)
         case .float(let d): float(d)
         case .string(let s): string(s)
-        case .bytes(let b): bytes(b)
+        case .bytes(let b):
+            boundary()
+            bytes(b)
         case .byteArray(let b):
+            boundary()
             global(proto == .v2 ? "__builtin__" : "builtins", "bytearray")
             tuple(count: 1) { $0.bytes(b) }
             out.u8(0x52)
@@ -232,10 +253,12 @@ struct PickleEmitter {
         case .tuple(let items):
             tuple(count: items.count) { e in for x in items { e.save(x) } }
         case .list(let items):
+            boundary()
             out.u8(0x5D)
             memoize()
             batch(items.count, single: 0x61, many: 0x65) { e, i in e.save(items[i]) }
         case .dict(let entries):
+            boundary()
             out.u8(0x7D)
             memoize()
             batch(entries.count, single: 0x73, many: 0x75) { e, i in
@@ -243,6 +266,7 @@ struct PickleEmitter {
                 e.save(entries[i].value)
             }
         case .set(let items), .frozenSet(let items):
+            boundary()
             let frozen: Bool
             if case .frozenSet = v { frozen = true } else { frozen = false }
             if proto == .v4 {
@@ -271,6 +295,7 @@ struct PickleEmitter {
             }
         case .global(let m, let n): global(m, n)
         case .object(let o):
+            boundary()
             save(o.callable)
             save(o.args)
             out.u8(o.construction == .reduce ? 0x52 : 0x81)
@@ -286,10 +311,11 @@ struct PickleEmitter {
                 out.u8(0x62)
             }
         case .persistentID(let pid):
+            // CPython checks persistent ids inside save(), after the boundary.
+            boundary()
             save(pid)
             out.u8(0x51)
         }
-        boundary()
     }
 
     mutating func bytes(_ b: [UInt8]) {

@@ -28,8 +28,8 @@ public struct TorchSaveWriter: Sendable {
     private var zip: ZipStreamWriter
     private var next = 0
     private var stage = 0
-    private var crcCombined: UInt64 = 0
-    private var sizeCombined: UInt64 = 0
+    private var recordNames: [String] = []
+    private var recordCRCs: [UInt32] = []
     private let pickle: [UInt8]
 
     /// Prepares the archive. Tensor leaves sharing a non-empty storage key share one storage;
@@ -83,18 +83,14 @@ public struct TorchSaveWriter: Sendable {
     public var offset: Int { zip.offset }
 
     private mutating func small(_ name: String, _ payload: [UInt8]) throws(FormatError) -> [UInt8] {
-        account(crc: crc32(payload), size: payload.count)
+        account(name, crc: crc32(payload), size: payload.count)
         return try zip.addEntry(name: archiveName + "/" + name, payload: payload)
     }
 
-    private mutating func account(crc: UInt32, size: Int) {
-        crcCombined = TorchSaveWriter.hashCombine(crcCombined, UInt64(crc))
-        sizeCombined = TorchSaveWriter.hashCombine(sizeCombined, UInt64(size))
-    }
-
-    /// c10::hash_combine on 64-bit size_t.
-    static func hashCombine(_ seed: UInt64, _ v: UInt64) -> UInt64 {
-        seed ^ (v &+ 0x9E37_79B9 &+ (seed << 6) &+ (seed >> 2))
+    private mutating func account(_ name: String, crc: UInt32, size: Int) {
+        recordNames.append(name)
+        // PyTorch skips empty records when combining CRCs (verified on empty-chunk fixtures).
+        if size > 0 { recordCRCs.append(crc) }
     }
 
     /// `data.pkl`, `.format_version`, `.storage_alignment` and `byteorder` entries.
@@ -121,14 +117,14 @@ public struct TorchSaveWriter: Sendable {
     public mutating func endStorage(crc32: UInt32) throws(FormatError) -> [UInt8] {
         guard stage == 2 else { throw FormatError(.invalidValue, "endStorage() without beginStorage()", offset: zip.offset) }
         stage = 1
-        account(crc: crc32, size: storages[next].byteCount)
+        account("data/" + storages[next].key, crc: crc32, size: storages[next].byteCount)
         next += 1
         return try zip.endEntry(crc32: crc32)
     }
 
     /// `version`, `.data/serialization_id`, central directory and end records. `serializationID`
-    /// must be 40 ASCII digits; by default it is derived from the written records (second half:
-    /// combined CRC-32s as torch computes it; first half: combined sizes).
+    /// must be 40 ASCII digits; by default it is computed from the record names and CRC-32s
+    /// exactly as PyTorch's `PyTorchStreamWriter` does.
     public mutating func finish(serializationID: String? = nil) throws(FormatError) -> [UInt8] {
         guard stage == 1, next == storages.count else {
             throw FormatError(.invalidValue, "finish() before all \(storages.count) storages were written", offset: zip.offset)
@@ -142,16 +138,11 @@ public struct TorchSaveWriter: Sendable {
             }
             sid = serializationID
         } else {
-            sid = TorchSaveWriter.pad20(sizeCombined) + TorchSaveWriter.pad20(crcCombined)
+            sid = SerializationID.make(names: recordNames, crcs: recordCRCs)
         }
         out += try zip.addEntry(name: archiveName + "/.data/serialization_id", payload: Array(sid.utf8))
         out += try zip.finish()
         return out
-    }
-
-    static func pad20(_ v: UInt64) -> String {
-        let s = String(v)
-        return String(repeating: "0", count: Swift.max(0, 20 - s.count)) + s
     }
 
     /// Writes a complete archive in memory, with `payloads[i]` the bytes of ``storages``[i].

@@ -19,8 +19,11 @@ public indirect enum TorchValue: Sendable, Hashable {
 
     /// One dictionary pair.
     public struct Entry: Sendable, Hashable {
+        /// Key.
         public var key: TorchValue
+        /// Value.
         public var value: TorchValue
+        /// Creates a pair.
         public init(_ key: TorchValue, _ value: TorchValue) {
             self.key = key
             self.value = value

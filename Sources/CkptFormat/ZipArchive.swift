@@ -244,6 +244,42 @@ public struct ZipArchive: Sendable {
         return CentralDirectory(entries: entries, prefix: prefix, centralDirectoryOffset: cdOffset)
     }
 
+    /// Resolves where `entry`'s payload starts from only its local header, for readers that hold
+    /// the central directory (``parseCentralDirectory(tail:tailOffset:archiveLength:)``) but not the
+    /// whole archive. `localHeader` holds archive bytes starting at `entry.localHeaderOffset`
+    /// (at least 30 + name + extra bytes; throws `.truncated` with the needed count otherwise).
+    public static func resolvePayload(
+        of entry: ZipEntry, localHeader: UnsafeRawBufferPointer, centralDirectoryOffset: Int
+    ) throws(FormatError) -> ZipEntry {
+        let lho = entry.localHeaderOffset
+        guard localHeader.count >= 30 else {
+            throw FormatError(.truncated, "need 30 bytes of local header for '\(entry.name)'", offset: lho + 30)
+        }
+        guard ByteReader.u32(localHeader, 0) == 0x0403_4B50 else {
+            throw FormatError(.invalidZip, "expected local header signature 0x04034b50 for '\(entry.name)'", offset: lho)
+        }
+        guard ByteReader.u16(localHeader, 8) == 0 else {
+            throw FormatError(.invalidZip, "local header of '\(entry.name)' is compressed", offset: lho + 8)
+        }
+        let nameLen = Int(ByteReader.u16(localHeader, 26)), extraLen = Int(ByteReader.u16(localHeader, 28))
+        guard localHeader.count >= 30 + nameLen else {
+            throw FormatError(.truncated, "need \(30 + nameLen + extraLen) bytes of local header for '\(entry.name)'", offset: lho + 30 + nameLen + extraLen)
+        }
+        guard UnsafeRawBufferPointer(rebasing: localHeader[30..<(30 + nameLen)]).elementsEqual(entry.name.utf8) else {
+            throw FormatError(.invalidZip, "local header name differs from '\(entry.name)'", offset: lho + 30)
+        }
+        let payload = lho + 30 + nameLen + extraLen
+        guard payload <= centralDirectoryOffset, entry.size <= centralDirectoryOffset - payload else {
+            throw FormatError(.invalidZip, "payload of '\(entry.name)' runs into the central directory", offset: payload)
+        }
+        var out = entry
+        out.flags = ByteReader.u16(localHeader, 6)
+        out.payloadOffset = payload
+        let descriptor = out.flags & 0x0008 != 0 && entry.size > 0 ? (entry.size >= 0xFFFF_FFFF || lho >= 0xFFFF_FFFF ? 24 : 16) : 0
+        out.endOffset = payload + entry.size + descriptor
+        return out
+    }
+
     /// The data of the zip64 (0x0001) block in an extra field, if any.
     static func zip64Extra(_ extra: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
         var i = 0

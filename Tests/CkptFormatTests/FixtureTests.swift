@@ -129,12 +129,10 @@ import Testing
             for p in path { v = v?[p] }
             #expect(v.map(pyRepr) == o["python_repr"] as? String, "\(path)")
         }
-        // Re-streaming the same tree reproduces the file (same keys, order, alignment), except
-        // for the archive name we pass explicitly and the serialization id we copy.
-        let sidEntry = try #require(file.archive.record(".data/serialization_id"))
-        let sid = String(decoding: bytes[sidEntry.payloadRange], as: UTF8.self)
+        // Re-streaming the same tree reproduces the file byte for byte (keys, order, alignment,
+        // serialization id).
         let payloads = file.storages.map { Array(bytes[$0.byteRange]) }
-        let again = try TorchSaveWriter.encode(file.value, payloads: payloads, archiveName: "a_4rank_shard0", serializationID: sid)
+        let again = try TorchSaveWriter.encode(file.value, payloads: payloads, archiveName: "a_4rank_shard0")
         #expect(again == bytes, "consolidated .pt re-encode is byte-identical")
     }
 

@@ -322,3 +322,57 @@ import Testing
         #expect(Array(eocd.dropFirst(16).prefix(4)) == [0xFF, 0xFF, 0xFF, 0xFF])
     }
 }
+
+/// Reading a big archive from its tail plus small local-header reads agrees with the full parse.
+@Test func tailOnlyReadMatchesFullParse() throws {
+    let bytes = try Fixtures.bytes("f_consolidated/a_4rank_shard0.pt")
+    let full = try ZipArchive(parsing: bytes)
+    var tailSize = 64
+    var cd: ZipArchive.CentralDirectory?
+    var rounds = 0
+    while cd == nil && rounds < 10 {
+        rounds += 1
+        let start = bytes.count - tailSize
+        do {
+            cd = try Array(bytes[start...]).withUnsafeBytes { try ZipArchive.parseCentralDirectory(tail: $0, tailOffset: start, archiveLength: bytes.count) }
+        } catch let error as FormatError {
+            #expect(error.code == .truncated, "\(error)")
+            #expect(error.offset < start)
+            tailSize = bytes.count - error.offset
+        }
+    }
+    let dir = try #require(cd)
+    #expect(dir.prefix == full.prefix)
+    for (e, f) in zip(dir.entries, full.entries) {
+        let header = Array(bytes[e.localHeaderOffset..<min(bytes.count, e.localHeaderOffset + 128)])
+        let resolved = try header.withUnsafeBytes { try ZipArchive.resolvePayload(of: e, localHeader: $0, centralDirectoryOffset: dir.centralDirectoryOffset) }
+        #expect(resolved == f)
+    }
+}
+
+/// A 260 KB protocol-4 pickle (several 64 KiB frames) and its protocol-2 twin, compared with digests of what
+/// CPython 3.11's `pickle.dumps` produced for the same value:
+/// `[{'name': 'item%d' % i, 'vals': (i, i * 1.5, -i * 100000, 2**40 + i), 'flag': i % 3 == 0,
+///    'none': None, 'tags': ['x%d' % i]} for i in range(4000)]`.
+@Test func largePicklesMatchCPython() throws {
+    var items: [PickleValue] = []
+    for i in 0..<4_000 {
+        let n = Int64(i)
+        items.append(
+            .dict([
+                PickleDictEntry(.string("name"), .string("item\(i)")),
+                PickleDictEntry(.string("vals"), .tuple([.int(n), .float(Double(i) * 1.5), .int(-n * 100_000), .int((1 << 40) + n)])),
+                PickleDictEntry(.string("flag"), .bool(i % 3 == 0)),
+                PickleDictEntry(.string("none"), .none),
+                PickleDictEntry(.string("tags"), .list([.string("x\(i)")])),
+            ]))
+    }
+    let value = PickleValue.list(items)
+    let v4 = PickleWriter(protocol: .v4).encode(value)
+    #expect(v4.count == 261_595)
+    #expect(SHA256.hex(v4) == "7cce193a446c462fd714df9c8a82788994dfdd353db15fddf96cec77865fff65")
+    let v2 = PickleWriter(protocol: .v2).encode(value)
+    #expect(v2.count == 364_830)
+    #expect(SHA256.hex(v2) == "9a729b73e503da99eb2eb0fada8fb67665fc3df9f9a16a7c683307653a94a3b9")
+    #expect(try PickleReader().decode(v4) == value)
+}
