@@ -84,7 +84,9 @@ public struct TorchSaveWriter: Sendable {
 
     private mutating func small(_ name: String, _ payload: [UInt8]) throws(FormatError) -> [UInt8] {
         account(name, crc: crc32(payload), size: payload.count)
-        return try zip.addEntry(name: archiveName + "/" + name, payload: payload)
+        // Only storages need the archive's alignment (4096 for O_DIRECT); the small entries keep
+        // torch's 64, so a 4096-aligned record is not padded to 4096 at every entry.
+        return try zip.addEntry(name: archiveName + "/" + name, payload: payload, alignment: min(64, zip.alignment))
     }
 
     private mutating func account(_ name: String, crc: UInt32, size: Int) {

@@ -55,7 +55,13 @@ public struct ZipStreamWriter: Sendable {
 
     /// Starts an entry of `size` payload bytes: returns the local header (with padding) to write
     /// before the payload. The payload then starts at `offset` (aligned).
-    public mutating func beginEntry(name: String, size: Int) throws(FormatError) -> [UInt8] {
+    /// `alignment` overrides the writer's alignment for this entry (e.g. 64 for small metadata
+    /// entries of an archive whose storages are 4096-aligned).
+    public mutating func beginEntry(name: String, size: Int, alignment entryAlignment: Int? = nil) throws(FormatError) -> [UInt8] {
+        let alignment = entryAlignment ?? self.alignment
+        guard alignment >= 1, alignment & (alignment - 1) == 0, alignment <= self.alignment else {
+            throw FormatError(.invalidValue, "entry alignment \(alignment) is not a power of two ≤ \(self.alignment)", offset: offset)
+        }
         guard pending == nil, !finished else {
             throw FormatError(.invalidValue, "beginEntry('\(name)') while another entry is open or after finish", offset: offset)
         }
@@ -126,8 +132,8 @@ public struct ZipStreamWriter: Sendable {
     }
 
     /// Convenience for small in-memory entries: header + payload + descriptor.
-    public mutating func addEntry(name: String, payload: [UInt8]) throws(FormatError) -> [UInt8] {
-        var out = try beginEntry(name: name, size: payload.count)
+    public mutating func addEntry(name: String, payload: [UInt8], alignment: Int? = nil) throws(FormatError) -> [UInt8] {
+        var out = try beginEntry(name: name, size: payload.count, alignment: alignment)
         out.append(contentsOf: payload)
         out.append(contentsOf: try endEntry(crc32: crc32(payload)))
         return out
