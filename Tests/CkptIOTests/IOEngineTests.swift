@@ -9,6 +9,17 @@ import Testing
 extension SerialIOTests {
     @Suite
     struct IOEngineTests {
+        /// Creating and shutting down many engines leaves no io_uring descriptor behind. Other
+        /// targets' tests may hold a few rings meanwhile, hence the margin far below 40.
+        @Test func ringDescriptorsAreReleased() async throws {
+            let before = Support.ringDescriptorCount()
+            for _ in 0..<40 {
+                let engine = try IOEngine(configuration: .init(backend: .automatic, bufferSize: 4096, bufferCount: 1))
+                await engine.shutdown()
+            }
+            #expect(Support.ringDescriptorCount() - before < 8)
+        }
+
         // MARK: Correctness
 
         @Test(arguments: Mode.all)

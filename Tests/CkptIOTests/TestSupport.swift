@@ -66,15 +66,25 @@ enum Support {
 
     static func remove(_ path: String) { try? FileManager.default.removeItem(atPath: path) }
 
-    /// Open descriptors of the kinds the engine creates: files under the temporary directory
-    /// and io_uring instances. (The runtime opens timer and event descriptors lazily, so a raw
-    /// count of /proc/self/fd is not stable.)
+    /// Open descriptors on files of this target's temporary directories (`ckptio-*`). Other test
+    /// targets run concurrently in the same process (Swift Testing runs suites in parallel) and
+    /// open their own files and io_uring instances, so only this target's files are counted; ring
+    /// descriptors are checked by `ringDescriptorsAreReleased`, which tolerates concurrent rings.
     static func openFDCount() -> Int {
-        let tmp = FileManager.default.temporaryDirectory.path
+        let prefix = FileManager.default.temporaryDirectory.path + "/ckptio-"
         let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
         return fds.reduce(0) { count, fd in
             let link = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(fd)")) ?? ""
-            return count + (link.hasPrefix(tmp) || link.contains("io_uring") ? 1 : 0)
+            return count + (link.hasPrefix(prefix) ? 1 : 0)
+        }
+    }
+
+    /// Open io_uring instances of the whole process.
+    static func ringDescriptorCount() -> Int {
+        let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        return fds.reduce(0) { count, fd in
+            let link = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(fd)")) ?? ""
+            return count + (link.contains("io_uring") ? 1 : 0)
         }
     }
 
