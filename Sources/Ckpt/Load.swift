@@ -213,7 +213,8 @@ struct LoadExecution {
         }
         let sources = plans.enumerated().map { TensorReadSource(plan: $1, payloads: payloads[$0]) }
         var readOptions = options.readPlan
-        readOptions.maxReadSize = min(readOptions.maxReadSize, engine.buffers.bufferSize)
+        // Staged reads are widened to whole 4096-byte blocks: keep room for that in a pool buffer.
+        readOptions.maxReadSize = min(readOptions.maxReadSize, engine.buffers.bufferSize - 2 * TensorBuffer.alignment)
         let readPlan: ReadPlan
         do {
             readPlan = try LoadPlanner.planReads(tensors: sources, options: readOptions)
@@ -222,7 +223,10 @@ struct LoadExecution {
         }
 
         // Phase 4: read and scatter.
-        let directCount = try await execute(readPlan, files: files, destinations: destinations)
+        guard engine.buffers.bufferSize >= 4 * TensorBuffer.alignment else {
+            throw CheckpointError(.invalidArgument, "the I/O engine's buffers (\(engine.buffers.bufferSize) bytes) must be at least 16 KiB for loads")
+        }
+        let (directCount, transferred) = try await execute(readPlan, files: files, fileSizes: fileSizes, destinations: destinations)
 
         // Phase 5: values, checksums.
         var values: [String: TorchValue] = [:]
@@ -234,7 +238,8 @@ struct LoadExecution {
             verified = try await verify(needed, values: valueRequests, sidecar: sidecar, files: files)
         }
         return LoadReport(
-            neededBytes: readPlan.neededBytes, payloadBytesRead: readPlan.readBytes, headerBytesRead: headerBytes,
+            neededBytes: readPlan.neededBytes, payloadBytesRead: readPlan.readBytes, transferredBytes: transferred,
+            headerBytesRead: headerBytes,
             readCount: readPlan.readCount, directReadCount: directCount, verifiedChunks: verified,
             peakBufferBytes: engine.buffers.peakHeldBytes, values: values)
     }
@@ -408,7 +413,10 @@ struct LoadExecution {
 
     /// Runs the reads: direct ones straight into destination memory (one batch), staged ones
     /// through pool buffers by a few workers. Returns the number of direct reads.
-    private func execute(_ plan: ReadPlan, files: [IOFile], destinations: [TensorBuffer]) async throws -> Int {
+    /// Returns the number of direct reads and the bytes actually transferred (staged reads are
+    /// widened to whole 4096-byte blocks).
+    private func execute(_ plan: ReadPlan, files: [IOFile], fileSizes: [Int], destinations: [TensorBuffer]) async throws -> (Int, Int) {
+        let alignment = TensorBuffer.alignment
         var direct: [IORequest] = []
         var staged: [(file: Int, read: PlannedRead)] = []
         for filePlan in plan.files {
@@ -430,6 +438,14 @@ struct LoadExecution {
         let workers = max(1, min(staged.count, engine.buffers.bufferCount / 2, 8))
         let stagedReads = staged
         let directReads = direct.count
+        var transferred = 0
+        for filePlan in plan.files {
+            for read in filePlan.reads where read.isDirect { transferred += read.length }
+        }
+        for (f, read) in staged {
+            let start = read.offset / alignment * alignment
+            transferred += min((read.offset + read.length + alignment - 1) / alignment * alignment, fileSizes[f]) - start
+        }
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for w in 0..<workers {
@@ -437,14 +453,21 @@ struct LoadExecution {
                         var k = w
                         while k < stagedReads.count {
                             let (f, read) = stagedReads[k]
+                            // Read whole aligned blocks into the aligned pool buffer, so the
+                            // engine needs no staging buffer of its own (no pool deadlock when
+                            // several ranks share one engine); clamp at the end of the file.
+                            let start = read.offset / alignment * alignment
+                            let end = min((read.offset + read.length + alignment - 1) / alignment * alignment, fileSizes[f])
                             let buffer = try await engine.buffers.acquire()
                             do {
-                                let target = UnsafeMutableRawBufferPointer(rebasing: buffer.bytes[..<read.length])
-                                try await engine.read(files[f], at: Int64(read.offset), into: target)
+                                let target = UnsafeMutableRawBufferPointer(rebasing: buffer.bytes[..<(end - start)])
+                                try await engine.read(files[f], at: Int64(start), into: target)
+                                let shift = read.offset - start
                                 for entry in read.scatter {
                                     let dest = destinations[entry.destination].bytes
+                                    let from = shift + entry.bufferOffset
                                     UnsafeMutableRawBufferPointer(rebasing: dest[entry.destinationOffset..<(entry.destinationOffset + entry.length)])
-                                        .copyMemory(from: UnsafeRawBufferPointer(rebasing: target[entry.bufferOffset..<(entry.bufferOffset + entry.length)]))
+                                        .copyMemory(from: UnsafeRawBufferPointer(rebasing: target[from..<(from + entry.length)]))
                                 }
                                 engine.buffers.release(buffer)
                             } catch {
@@ -464,7 +487,7 @@ struct LoadExecution {
             let name = error.path.map { ($0 as NSString).lastPathComponent } ?? names.first ?? ""
             throw CheckpointError(.io, "reading '\(directory)/\(name)'", underlying: error)
         }
-        return directReads
+        return (directReads, transferred)
     }
 
     private func readValue(_ fqn: String, _ info: StorageInfo, files: [IOFile]) async throws -> TorchValue {

@@ -22,8 +22,12 @@ public struct SaveReport: Sendable {
 public struct LoadReport: Sendable {
     /// Bytes of tensor data this rank asked for.
     public var neededBytes: Int
-    /// Bytes of tensor payload read (without record headers).
+    /// Bytes of tensor payload the read plan covers (needed bytes plus bridged gaps; without record
+    /// headers).
     public var payloadBytesRead: Int
+    /// Bytes actually transferred for those reads: reads that are staged through pool buffers are
+    /// widened to whole 4096-byte blocks for O_DIRECT.
+    public var transferredBytes: Int
     /// Bytes of record headers read to locate payloads.
     public var headerBytesRead: Int
     /// Number of reads issued (after coalescing).

@@ -19,7 +19,10 @@ final class RecordFileWriter {
     private var staging: IOBuffer?
     private var stagingStart = 0
     private var fill = 0
-    private var inFlight: [(task: Task<Void, any Error>, buffer: IOBuffer)] = []
+    /// Staging writes in flight; each releases its pool buffer itself as soon as the kernel is done
+    /// with it, so a writer waiting for a new buffer never sits on finished ones (no deadlock when
+    /// many writers share one pool).
+    private var inFlight: [Task<Void, any Error>] = []
 
     init(engine: IOEngine, file: IOFile) {
         self.engine = engine
@@ -111,10 +114,7 @@ final class RecordFileWriter {
 
     /// Releases staging buffers after a failure (waits for transfers in flight first).
     func abandon() async {
-        for entry in inFlight {
-            _ = try? await entry.task.value
-            engine.buffers.release(entry.buffer)
-        }
+        for task in inFlight { _ = try? await task.value }
         inFlight.removeAll()
         if let staging { engine.buffers.release(staging) }
         staging = nil
@@ -123,9 +123,7 @@ final class RecordFileWriter {
     private func currentStaging() async throws -> IOBuffer {
         if let staging { return staging }
         if inFlight.count >= maxInFlight {
-            let oldest = inFlight.removeFirst()
-            defer { engine.buffers.release(oldest.buffer) }
-            try await oldest.task.value
+            try await inFlight.removeFirst().value
         }
         let buffer = try await engine.buffers.acquire()
         staging = buffer
@@ -147,9 +145,10 @@ final class RecordFileWriter {
         let at = Int64(stagingStart)
         let engine = self.engine, file = self.file
         let task = Task {
+            defer { engine.buffers.release(buffer) }
             try await engine.write(file, at: at, from: UnsafeRawBufferPointer(rebasing: buffer.bytes[..<padded]))
         }
-        inFlight.append((task, buffer))
+        inFlight.append(task)
         // The next staging buffer starts where this one's logical bytes end; a partially filled
         // buffer is only flushed at an aligned position or at the end of the file.
         stagingStart += fill
@@ -158,9 +157,8 @@ final class RecordFileWriter {
 
     private func drain() async throws {
         var firstError: (any Error)?
-        for entry in inFlight {
-            do { try await entry.task.value } catch { if firstError == nil { firstError = error } }
-            engine.buffers.release(entry.buffer)
+        for task in inFlight {
+            do { try await task.value } catch { if firstError == nil { firstError = error } }
         }
         inFlight.removeAll()
         if let firstError { throw firstError }
