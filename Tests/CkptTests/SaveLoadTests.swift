@@ -76,3 +76,57 @@ import Testing
         await engine.shutdown()
     }
 }
+
+@Suite struct SharedPoolTests {
+    /// 8 ranks share one engine whose pool has only 4 small buffers; several files per rank,
+    /// unaligned borrowed memory (so the engine must stage), resharded load with column shards.
+    /// Everything must finish (a deadlock on the pool would hang: the test has a time limit).
+    @Test(.timeLimit(.minutes(1)))
+    func tinySharedPoolNeverDeadlocks() async throws {
+        var rng = SplitMix64(seed: 77)
+        let tensors = (0..<5).map { GlobalTensor(fqn: "t\($0)", dtype: .float32, shape: [96, 70 + $0], rng: &rng) }
+        let engine = try makeEngine(bufferSize: 16 << 10, bufferCount: 4)
+        let dir = TempDir(); defer { dir.cleanup() }
+        // Unaligned borrowed memory: one extra byte in front of every chunk.
+        let arena = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 4096)
+        defer { arena.deallocate() }
+        var cursor = 1
+        func states(_ ranks: Int, axis: Int, fill: Bool) -> [StateDict] {
+            (0..<ranks).map { rank in
+                var s = StateDict()
+                for t in tensors {
+                    let n = t.shape[axis], step = (n + ranks - 1) / ranks
+                    let start = min(rank * step, n), len = min(step, n - start)
+                    var offsets = [0, 0], sizes = t.shape
+                    offsets[axis] = start
+                    sizes[axis] = len
+                    let bytes = t.block(offsets: offsets, sizes: sizes)
+                    let memory = UnsafeMutableRawBufferPointer(rebasing: arena[cursor..<(cursor + bytes.count)])
+                    cursor += bytes.count + 1
+                    if fill { memory.copyBytes(from: bytes) } else { memory.initializeMemory(as: UInt8.self, repeating: 0) }
+                    s.set(t.fqn, .tensor(TensorEntry(dtype: .float32, globalShape: t.shape, chunks: [
+                        TensorChunk(offsets: offsets, sizes: sizes, buffer: TensorBuffer(borrowing: memory)),
+                    ])))
+                }
+                return s
+            }
+        }
+        let saved = states(8, axis: 0, fill: true)
+        _ = try await onRanks(8) { comm in
+            try await Checkpointer(engine: engine, communicator: comm, options: CheckpointOptions(filesPerRank: 3, directPayloadThreshold: 4096))
+                .save(saved[comm.rank], to: dir.path)
+        }
+        let loaded = states(6, axis: 1, fill: false)
+        _ = try await onRanks(6) { comm in
+            try await Checkpointer(engine: engine, communicator: comm).load(into: loaded[comm.rank], from: dir.path)
+        }
+        for state in loaded {
+            for t in tensors {
+                guard case .tensor(let e)? = state[t.fqn], let c = e.chunks.first else { Issue.record("missing"); continue }
+                #expect(Array(c.buffer.bytes) == t.block(offsets: c.offsets, sizes: c.sizes))
+            }
+        }
+        #expect(engine.buffers.heldBytes == 0)
+        await engine.shutdown()
+    }
+}
