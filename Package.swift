@@ -101,15 +101,14 @@ let package = Package(
             dependencies: ["Ckpt", "CkptFormat", "CkptIO"],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "CkptIOTests", dependencies: ["CkptIO"], swiftSettings: swiftSettings),
+        .testTarget(name: "CkptIOTests", dependencies: ["CkptIO", "CkptTestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "CkptFormatTests",
-            dependencies: ["CkptFormat"],
-            exclude: [],
+            dependencies: ["CkptFormat", "CkptTestSupport"],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "CkptPlanTests", dependencies: ["CkptPlan"], swiftSettings: swiftSettings),
+        .testTarget(name: "CkptPlanTests", dependencies: ["CkptPlan", "CkptTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "CkptTests", dependencies: ["Ckpt", "CkptTestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "CkptBenchTests", dependencies: ["CkptBench"], swiftSettings: swiftSettings),
+        .testTarget(name: "CkptBenchTests", dependencies: ["CkptBench", "CkptTestSupport"], swiftSettings: swiftSettings),
     ]
 )

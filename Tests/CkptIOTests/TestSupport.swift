@@ -1,3 +1,4 @@
+import CkptTestSupport
 import Foundation
 import Glibc
 import Testing
@@ -7,18 +8,6 @@ import Testing
 /// open-descriptor count is a meaningful leak check.
 @Suite(.serialized) enum SerialIOTests {}
 
-/// SplitMix64: a tiny seeded PRNG so property tests are reproducible (seed printed on failure).
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// Backend x mode combinations every behavioural test runs over.
 struct Mode: Sendable, CustomTestStringConvertible {

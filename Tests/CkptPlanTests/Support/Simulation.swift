@@ -1,3 +1,4 @@
+import CkptTestSupport
 import Testing
 
 @testable import CkptPlan
