@@ -4,7 +4,7 @@
 //
 // Module map (each has one job):
 //   CCkptURing  C shim: the only code that calls liburing and libnuma.
-//   CCkptHash   C shim: zlib CRC-32 and libxxhash XXH3 (pure functions, no I/O).
+//   CCkptHash   C shim: CRC-32 (libdeflate, zlib) and libxxhash XXH3 (pure functions, no I/O).
 //   CkptIO      the I/O engine: io_uring and POSIX backends, aligned buffer pool, syscall funnel,
 //               raw-device probe.
 //   CkptFormat  pure codecs: pickle, zip, torch.save records, DCP .metadata, safetensors. No I/O.
@@ -41,7 +41,7 @@ let package = Package(
         ),
         .target(
             name: "CCkptHash",
-            linkerSettings: [.linkedLibrary("xxhash"), .linkedLibrary("z")]
+            linkerSettings: [.linkedLibrary("xxhash"), .linkedLibrary("deflate"), .linkedLibrary("z")]
         ),
         .target(
             name: "CkptIO",

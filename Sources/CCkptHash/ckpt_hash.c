@@ -1,20 +1,14 @@
 #include "ckpt_hash.h"
 
+#include <libdeflate.h>
 #include <limits.h>
 #include <xxhash.h>
 #include <zlib.h>
 
 uint32_t ckpt_crc32_update(uint32_t crc, const void *data, size_t length) {
-    const unsigned char *p = (const unsigned char *)data;
-    uLong c = crc;
-    // zlib's crc32 takes a uInt length; feed large buffers in pieces.
-    while (length > 0) {
-        uInt n = length > (size_t)UINT_MAX ? UINT_MAX : (uInt)length;
-        c = crc32(c, p, n);
-        p += n;
-        length -= n;
-    }
-    return (uint32_t)c;
+    // libdeflate's CRC-32 (PCLMULQDQ/VPCLMULQDQ where available) is the zlib CRC-32, several
+    // times faster than zlib's own.
+    return libdeflate_crc32(crc, data, length);
 }
 
 uint32_t ckpt_crc32_combine(uint32_t crc1, uint32_t crc2, uint64_t length2) {

@@ -264,9 +264,8 @@ public final class Checkpointer: Sendable {
         try await writer.append(head.prefix)
         var hashes = PayloadHashes()
         if direct {
-            try await writer.appendPayload(chunk.buffer, byteOffset: chunk.byteOffset, count: count) { bytes in
-                hashes = PayloadHashes.compute(bytes, crc: options.zipCRC32, xxh3: options.writeChecksums)
-            }
+            hashes = try await writer.appendPayload(
+                chunk.buffer, byteOffset: chunk.byteOffset, count: count, crc: options.zipCRC32, xxh3: options.writeChecksums)
         } else {
             let bytes = UnsafeRawBufferPointer(rebasing: chunk.buffer.bytes[chunk.byteOffset..<(chunk.byteOffset + count)])
             hashes = PayloadHashes.compute(bytes, crc: options.zipCRC32, xxh3: options.writeChecksums)

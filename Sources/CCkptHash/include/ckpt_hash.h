@@ -1,4 +1,5 @@
-// Pure hash functions for ckpt: zlib CRC-32 (zip records) and XXH3 (per-chunk checksums).
+// Pure hash functions for ckpt: CRC-32 (zip records; libdeflate, zlib for combining) and XXH3
+// (per-chunk checksums).
 // No I/O, no global state. Thin wrappers so Swift never imports zlib.h/xxhash.h directly.
 #ifndef CKPT_HASH_H
 #define CKPT_HASH_H

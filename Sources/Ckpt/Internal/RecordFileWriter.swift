@@ -70,19 +70,14 @@ final class RecordFileWriter {
     }
 
     /// Writes `count` bytes of `buffer` at `byteOffset` straight from its memory. The file
-    /// position must be aligned. Runs `whileWriting` on the caller's task concurrently with the
-    /// transfer (to hash the payload), then copies the unaligned tail through staging.
+    /// position must be aligned. The payload's hashes are computed on the hash executor while the
+    /// transfer runs; the unaligned tail goes through staging.
     func appendPayload(
-        _ buffer: TensorBuffer, byteOffset: Int, count: Int,
-        whileWriting: (UnsafeRawBufferPointer) -> Void
-    ) async throws {
+        _ buffer: TensorBuffer, byteOffset: Int, count: Int, crc: Bool, xxh3: Bool
+    ) async throws -> PayloadHashes {
         precondition(position % Self.alignment == 0, "direct payload at unaligned position")
-        guard let base = buffer.bytes.baseAddress else {
-            whileWriting(UnsafeRawBufferPointer(start: nil, count: 0))
-            return
-        }
-        let whole = UnsafeRawBufferPointer(start: base + byteOffset, count: count)
         let alignedCount = count - count % Self.alignment
+        var hashes = PayloadHashes()
         if alignedCount > 0 {
             try await flushStaging()
             let at = Int64(position)
@@ -91,14 +86,15 @@ final class RecordFileWriter {
                 guard let start = buffer.bytes.baseAddress else { return }
                 try await engine.write(file, at: at, from: UnsafeRawBufferPointer(start: start + byteOffset, count: alignedCount))
             }
-            whileWriting(whole)
+            hashes = await PayloadHashes.compute(buffer, offset: byteOffset, count: count, crc: crc, xxh3: xxh3)
             try await task.value
             position += alignedCount
             stagingStart = position
         } else {
-            whileWriting(whole)
+            hashes = await PayloadHashes.compute(buffer, offset: byteOffset, count: count, crc: crc, xxh3: xxh3)
         }
-        try await append(UnsafeRawBufferPointer(rebasing: whole[alignedCount...]))
+        try await append(UnsafeRawBufferPointer(rebasing: buffer.bytes[(byteOffset + alignedCount)..<(byteOffset + count)]))
+        return hashes
     }
 
     /// Writes what is staged, waits for every transfer, truncates to the logical end.
