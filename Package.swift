@@ -75,6 +75,7 @@ let package = Package(
             name: "ckpt",
             dependencies: [
                 "Ckpt",
+                "CkptIO",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -105,5 +106,6 @@ let package = Package(
         .testTarget(name: "CkptPlanTests", dependencies: ["CkptPlan"], swiftSettings: swiftSettings),
         .testTarget(name: "CkptTests", dependencies: ["Ckpt", "CkptTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "CkptBenchTests", dependencies: ["CkptBench"], swiftSettings: swiftSettings),
+        .testTarget(name: "CkptToolsTests", dependencies: ["Ckpt", "CkptTestSupport"], swiftSettings: swiftSettings),
     ]
 )
