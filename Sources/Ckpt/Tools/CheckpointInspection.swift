@@ -81,18 +81,22 @@ public struct CheckpointInspection: Sendable, Codable {
 
         // Files referenced, with the first record of each (for the format variant).
         var firstRecord: [String: Int] = [:]
-        for info in metadata.storageData.values {
+        var files = Set<String>()
+        for (index, info) in metadata.storageData.entries {
+            files.insert(info.relativePath)
+            // Values are torch.save archives in both variants: look at tensor records only.
+            guard index.offset != nil else { continue }
             firstRecord[info.relativePath] = min(firstRecord[info.relativePath] ?? Int.max, info.offset)
         }
         var ranks = Set<Int>()
         var variants = Set<String>()
-        for (name, offset) in firstRecord.sorted(by: { $0.key < $1.key }) {
+        for name in files.sorted() {
             if let rank = ToolPaths.rank(ofDataFile: name) { ranks.insert(rank) }
             let path = directory + "/" + name
             let size = (try? fm.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
             result.files.append(File(name: name, bytes: size ?? 0))
             result.totalFileBytes += size ?? 0
-            if let size, size >= offset + 4, let r = try? FileRangeReader(engine: engine, path: path) {
+            if let offset = firstRecord[name], let size, size >= offset + 4, let r = try? FileRangeReader(engine: engine, path: path) {
                 defer { r.close() }
                 if let magic = try? await r.read(offset, 4) {
                     variants.insert(magic == [0x50, 0x4B, 0x03, 0x04] ? "torch_save" : "safetensors")

@@ -174,23 +174,28 @@ struct VerificationRun {
     }
 
     /// Checks the sidecar's entry for a record against what was found and hashed.
-    mutating func compareChecksum(fqn: String, offsets: [Int]?, file: String, payloadOffset: Int, payloadLength: Int, hash: UInt64?) {
-        guard report.hasChecksums else { return }
+    @discardableResult
+    mutating func compareChecksum(fqn: String, offsets: [Int]?, file: String, payloadOffset: Int, payloadLength: Int, hash: UInt64?) -> Bool {
+        guard report.hasChecksums else { return false }
+        // The engine records 0 for an empty payload.
+        let hash = payloadLength == 0 ? 0 : hash
         let key = Self.key(fqn, offsets)
         guard let entry = sidecar[key] else {
             problem(file, payloadOffset, "'\(fqn)' \(offsets.map { "chunk \($0)" } ?? "value") has no checksum in \(Checkpointer.checksumFileName)")
-            return
+            return false
         }
         sidecarUsed.insert(key)
         guard entry.file == file, entry.payloadOffset == payloadOffset, entry.payloadLength == payloadLength else {
             problem(file, payloadOffset, "'\(fqn)' payload is at \(file) \(payloadOffset) (\(payloadLength) bytes), the sidecar says \(entry.file) \(entry.payloadOffset) (\(entry.payloadLength) bytes)")
-            return
+            return true
         }
-        guard let hash else { return }
+        guard let hash else { return false }
         if entry.hash == hash {
             report.checksumsVerified += 1
+            return false
         } else {
             problem(file, payloadOffset, "XXH3 of '\(fqn)' \(offsets.map { "chunk \($0)" } ?? "value") payload is \(String(hash, radix: 16)), the sidecar says \(entry.xxh3): content corrupted")
+            return true
         }
     }
 
@@ -308,7 +313,6 @@ struct VerificationRun {
         let parsed: TensorRecord
         do {
             parsed = try TorchTensorRecord.read(record)
-            try Self.checkCRCs(record)
         } catch {
             throw VerificationFailure(offset: info.offset + error.offset, message: "record does not parse: \(error.message)")
         }
@@ -318,9 +322,15 @@ struct VerificationRun {
         let hash = record.withUnsafeBytes { raw in
             ckpt_xxh3_64(raw.baseAddress.map { $0 + parsed.tensorRange.lowerBound }, parsed.tensorRange.count)
         }
-        compareChecksum(
+        let mismatch = compareChecksum(
             fqn: fqn, offsets: chunk.offsets, file: info.relativePath, payloadOffset: info.offset + parsed.tensorRange.lowerBound,
             payloadLength: parsed.tensorRange.count, hash: hash)
+        guard !mismatch else { return }
+        do {
+            try Self.checkCRCs(record)
+        } catch {
+            throw VerificationFailure(offset: info.offset + error.offset, message: "record does not parse: \(error.message)")
+        }
     }
 
     mutating func checkLargeRecord(
@@ -363,15 +373,15 @@ struct VerificationRun {
             throw VerificationFailure(offset: info.offset + other.localHeaderOffset, message: "unexpected large entry '\(other.name)' (\(other.size) bytes)")
         }
         let (crc, hash) = try await hashRange(r, offset: info.offset + record.tensorRange.lowerBound, length: record.tensorRange.count)
-        if entry.crc32 != 0, record.tensorRange == record.storageRange, crc != entry.crc32 {
+        report.tensorRecords += 1
+        let mismatch = compareChecksum(
+            fqn: fqn, offsets: chunk.offsets, file: info.relativePath, payloadOffset: info.offset + record.tensorRange.lowerBound,
+            payloadLength: record.tensorRange.count, hash: hash)
+        if !mismatch, entry.crc32 != 0, record.tensorRange == record.storageRange, crc != entry.crc32 {
             throw VerificationFailure(
                 offset: info.offset + record.tensorRange.lowerBound,
                 message: "CRC-32 of the payload is \(String(crc, radix: 16)), the central directory says \(String(entry.crc32, radix: 16))")
         }
-        report.tensorRecords += 1
-        compareChecksum(
-            fqn: fqn, offsets: chunk.offsets, file: info.relativePath, payloadOffset: info.offset + record.tensorRange.lowerBound,
-            payloadLength: record.tensorRange.count, hash: hash)
     }
 
     mutating func checkSafetensorsRecord(

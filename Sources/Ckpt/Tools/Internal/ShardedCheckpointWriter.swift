@@ -268,7 +268,7 @@ struct ShardedCheckpointWriter {
         try await out.append(tail.suffix)
         return Written(
             file: file, offset: offset, length: tail.recordLength, payloadOffset: offset + tail.payloadOffset,
-            payloadLength: count, xxh3: hasher.digest())
+            payloadLength: count, xxh3: count == 0 ? 0 : hasher.digest())
     }
 }
 
