@@ -106,6 +106,6 @@ let package = Package(
         .testTarget(name: "CkptPlanTests", dependencies: ["CkptPlan"], swiftSettings: swiftSettings),
         .testTarget(name: "CkptTests", dependencies: ["Ckpt", "CkptTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "CkptBenchTests", dependencies: ["CkptBench"], swiftSettings: swiftSettings),
-        .testTarget(name: "CkptToolsTests", dependencies: ["Ckpt", "CkptTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "CkptToolsTests", dependencies: ["Ckpt", "CkptTestSupport", "ckpt"], swiftSettings: swiftSettings),
     ]
 )
