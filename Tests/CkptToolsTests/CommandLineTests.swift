@@ -47,3 +47,57 @@ import Testing
         #expect(CkptCommand.helpMessage().contains("reshard"))
     }
 }
+
+/// The built `ckpt` executable: exit statuses and one-line errors.
+@Suite struct ExecutableTests {
+    static let binary: String = {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent(".build/debug/ckpt").path
+    }()
+
+    func run(_ args: [String]) throws -> (status: Int32, out: String, err: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = args
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+    }
+
+    @Test func exitStatusesAndMessages() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "build the ckpt product first")
+        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures").path
+        let ok = try run(["verify", fixtures + "/a_4rank_shard0", "--no-progress"])
+        #expect(ok.status == 0 && ok.out.hasPrefix("OK "))
+
+        let tmp = FileManager.default.temporaryDirectory.path + "/ckpt-cli-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: tmp, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        try FileManager.default.copyItem(atPath: fixtures + "/b_2rank_shard1", toPath: tmp + "/b")
+        try FileManager.default.removeItem(atPath: tmp + "/b/.metadata")
+        let bad = try run(["verify", tmp + "/b"])
+        #expect(bad.status == 1 && bad.out.contains("PROBLEM .metadata"))
+
+        let missing = try run(["consolidate", tmp + "/absent"])
+        #expect(missing.status == 1)
+        #expect(missing.err.hasPrefix("ckpt: error: ") && missing.err.split(separator: "\n").count == 1, "\(missing.err)")
+        #expect(!FileManager.default.fileExists(atPath: tmp + "/absent.consolidated"))
+
+        let consolidated = try run(["consolidate", fixtures + "/a_4rank_shard0", "-o", tmp + "/a.pt"])
+        #expect(consolidated.status == 0 && FileManager.default.fileExists(atPath: tmp + "/a.pt"))
+        let again = try run(["consolidate", fixtures + "/a_4rank_shard0", "-o", tmp + "/a.pt"])
+        #expect(again.status == 1 && again.err.contains("already exists"))
+
+        let usage = try run(["reshard", "x", "y"])
+        #expect(usage.status != 0 && usage.err.contains("--ranks"))
+
+        let json = try run(["inspect", fixtures + "/e_2rank_safetensors", "--json"])
+        #expect(json.status == 0 && json.out.contains("\"formatVariant\" : \"safetensors\""))
+    }
+}
