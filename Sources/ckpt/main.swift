@@ -18,8 +18,8 @@ struct CkptCommand: AsyncParsableCommand {
             Examples:
               ckpt inspect run/step-1000
               ckpt verify run/step-1000
-              ckpt consolidate run/step-1000                    # -> run/step-1000.consolidated
-              ckpt consolidate run/step-1000 --format safetensors --output model.safetensors
+              ckpt consolidate run/step-1000      (writes run/step-1000.consolidated)
+              ckpt consolidate run/step-1000 --format safetensors -o model.st
               ckpt reshard run/step-1000 --ranks 8 run/step-1000-8ranks
               ckpt convert model.pt run/converted --ranks 4
             """,
@@ -157,7 +157,7 @@ extension CkptCommand {
 
                 Examples:
                   ckpt consolidate lightning_logs/version_0/checkpoints/epoch=1.ckpt
-                  ckpt consolidate run/step-1000 --format safetensors --output model.safetensors
+                  ckpt consolidate run/step-1000 --format safetensors -o model.st
                 """)
 
         @Argument(help: "Checkpoint directory.") var directory: String
