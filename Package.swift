@@ -75,6 +75,7 @@ let package = Package(
             name: "ckpt",
             dependencies: [
                 "Ckpt",
+                "CkptIO",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -110,5 +111,6 @@ let package = Package(
         .testTarget(name: "CkptPlanTests", dependencies: ["CkptPlan", "CkptTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "CkptTests", dependencies: ["Ckpt", "CkptTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "CkptBenchTests", dependencies: ["CkptBench", "CkptTestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "CkptToolsTests", dependencies: ["Ckpt", "CkptTestSupport", "ckpt"], swiftSettings: swiftSettings),
     ]
 )

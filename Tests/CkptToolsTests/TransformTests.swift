@@ -1,0 +1,228 @@
+import CkptFormat
+import CkptIO
+import CkptPlan
+import CkptTestSupport
+import Foundation
+import Testing
+@testable import Ckpt
+
+@Suite struct ConsolidateTests {
+    @Test(arguments: ["a_4rank_shard0", "c_4rank_uneven_empty", "d_1rank_nested", "e_2rank_safetensors"])
+    func consolidatedFixtureMatchesManifest(name: String) async throws {
+        let tmp = TempDir()
+        defer { tmp.cleanup() }
+        let engine = try makeEngine()
+        defer { Task { await engine.shutdown() } }
+        let input = try ToolTest.copyFixture(name, to: tmp.path)
+        let output = ConsolidationFormat.torchSave.defaultOutput(for: input + "/")
+        #expect(output == input + ".consolidated")
+        _ = try await Consolidator(engine: engine).consolidate(input, to: output, format: .torchSave)
+        try ToolTest.expectMatchesManifest(try ToolTest.torchSaveTensors(output), fixture: name)
+
+        let st = ConsolidationFormat.safetensors.defaultOutput(for: input)
+        #expect(st == input + ".safetensors")
+        _ = try await Consolidator(engine: engine).consolidate(input, to: st, format: .safetensors)
+        let data = try ToolTest.bytes(st)
+        let header = try SafetensorsHeader.parse(data, dataLength: nil)
+        var got: [String: (dtype: DType, shape: [Int], sha: String)] = [:]
+        for e in header.entries {
+            got[e.name] = (e.dtype, e.shape, SHA256.hex(data[(header.dataOffset + e.dataRange.lowerBound)..<(header.dataOffset + e.dataRange.upperBound)]))
+        }
+        try ToolTest.expectMatchesManifest(got, fixture: name)
+        #expect(ToolTest.listing(tmp.path) == [name, name + ".consolidated", name + ".safetensors"])
+    }
+
+    @Test func lightningFolderConsolidatesLikeLightning() async throws {
+        let tmp = TempDir()
+        defer { tmp.cleanup() }
+        let engine = try makeEngine()
+        defer { Task { await engine.shutdown() } }
+        let output = tmp.path + "/g.consolidated"
+        let report = try await Consolidator(engine: engine).consolidate(Fixtures.path("g_lightning_fsdp_sharded"), to: output, format: .torchSave)
+        #expect(report.mergedLightningMeta)
+        let ours = try TorchSaveFile(parsing: try ToolTest.bytes(output))
+        let theirs = try TorchSaveFile(parsing: try ToolTest.bytes(Fixtures.path("g_lightning_consolidated.pt")))
+        guard case .dict(let a) = ours.value, case .dict(let b) = theirs.value else {
+            Issue.record("not dicts")
+            return
+        }
+        #expect(Set(a.map(\.key)) == Set(b.map(\.key)))
+        let mine = try ToolTest.torchSaveTensors(output)
+        let reference = try ToolTest.torchSaveTensors(Fixtures.path("g_lightning_consolidated.pt"))
+        #expect(mine.count == reference.count)
+        for (fqn, t) in reference {
+            #expect(mine[fqn]?.sha == t.sha && mine[fqn]?.shape == t.shape, "\(fqn)")
+        }
+        // Non-tensor values equal wherever they sit.
+        for key in b.map(\.key) where key != .string("state_dict") && key != .string("optimizer_states") {
+            let x = a.first { $0.key == key }?.value
+            let y = b.first { $0.key == key }?.value
+            if x?.tensors().isEmpty ?? true { #expect(x == y, "\(key)") }
+        }
+    }
+
+    @Test func memoryStaysBoundedByThePiece() async throws {
+        let tmp = TempDir()
+        defer { tmp.cleanup() }
+        let engine = try makeEngine()  // pool: 8 x 64 KiB
+        defer { Task { await engine.shutdown() } }
+        let dir = tmp.path + "/ck"
+        let tensors = try await ToolTest.engineCheckpoint(dir, world: 3, seed: 9, engine: engine, big: true)
+        let output = tmp.path + "/out.pt"
+        let report = try await Consolidator(engine: engine, pieceBytes: 1 << 16).consolidate(dir, to: output, format: .torchSave)
+        #expect(report.peakWorkingBytes <= 1 << 20, "peak \(report.peakWorkingBytes) for a 4 MiB tensor")
+        try ToolTest.expectMatches(try ToolTest.torchSaveTensors(output), tensors)
+    }
+}
+
+@Suite struct ReshardTests {
+    @Test(arguments: ["a_4rank_shard0", "c_4rank_uneven_empty", "d_1rank_nested", "e_2rank_safetensors", "g_lightning_fsdp_sharded"])
+    func reshardedFixtureKeepsEveryTensorAndValue(name: String) async throws {
+        let tmp = TempDir()
+        defer { tmp.cleanup() }
+        let engine = try makeEngine()
+        defer { Task { await engine.shutdown() } }
+        let originalValues = try await ToolTest.checkpointValues(Fixtures.path(name), engine: engine)
+        for ranks in [1, 3] {
+            let out = tmp.path + "/r\(ranks)"
+            let report = try await Resharder(engine: engine, pieceBytes: 1 << 16).reshard(Fixtures.path(name), to: out, layout: .rowSplit(ranks: ranks))
+            #expect(report.ranks == ranks)
+            try ToolTest.expectMatchesManifest(try await ToolTest.checkpointTensors(out, engine: engine), fixture: name)
+            #expect(try await ToolTest.checkpointValues(out, engine: engine) == originalValues)
+            let verified = try await CheckpointVerifier(engine: engine).verify(out)
+            #expect(verified.isValid && verified.hasChecksums, "\(verified.problems)")
+            // Row layout: every chunk of a tensor with rows starts at a multiple of ceil(rows/ranks).
+            let metadata = try await CheckpointReader(directory: out, engine: engine).metadata
+            for (fqn, entry) in metadata.stateDictMetadata.entries {
+                guard case .tensor(let t) = entry, let rows = t.size.first, rows > 0 else { continue }
+                let step = (rows + ranks - 1) / ranks
+                #expect(t.chunks.map { $0.offsets[0] } == Array(stride(from: 0, to: rows, by: step)), "\(fqn)")
+                #expect(t.chunks.allSatisfy { Array($0.sizes.dropFirst()) == Array(t.size.dropFirst()) })
+                for (i, chunk) in t.chunks.enumerated() {
+                    #expect(metadata.storage(fqn: fqn, offsets: chunk.offsets)?.relativePath == "__\(i)_0.distcp")
+                }
+            }
+            // The planner_data (nesting) is kept.
+            let original = try await CheckpointReader(directory: Fixtures.path(name), engine: engine).metadata
+            for (fqn, _) in original.stateDictMetadata.entries {
+                #expect(metadata.plannerData?[fqn] == (original.plannerData?[fqn] ?? [.key(fqn)]))
+            }
+        }
+    }
+
+    @Test func likeTemplateCopiesTheLayout() async throws {
+        let tmp = TempDir()
+        defer { tmp.cleanup() }
+        let engine = try makeEngine()
+        defer { Task { await engine.shutdown() } }
+        let source = tmp.path + "/src"
+        let template = tmp.path + "/tpl"
+        let tensors = try await ToolTest.engineCheckpoint(source, world: 2, seed: 21, engine: engine, big: true)
+        _ = try await ToolTest.engineCheckpoint(template, world: 4, seed: 22, engine: engine, big: true)
+        let out = tmp.path + "/out"
+        let report = try await Resharder(engine: engine, pieceBytes: 1 << 16).reshard(source, to: out, layout: .like(template: template))
+        #expect(report.peakWorkingBytes <= 1 << 20)
+        try ToolTest.expectMatches(try await ToolTest.checkpointTensors(out, engine: engine), tensors)
+        let a = try await CheckpointReader(directory: out, engine: engine).metadata
+        let b = try await CheckpointReader(directory: template, engine: engine).metadata
+        for (fqn, entry) in b.stateDictMetadata.entries {
+            guard case .tensor(let t) = entry, case .tensor(let u)? = a.stateDictMetadata[fqn] else { continue }
+            #expect(Set(t.chunks) == Set(u.chunks), "\(fqn)")
+            for chunk in t.chunks {
+                #expect(ToolPaths.rank(ofDataFile: a.storage(fqn: fqn, offsets: chunk.offsets)?.relativePath ?? "")
+                    == ToolPaths.rank(ofDataFile: b.storage(fqn: fqn, offsets: chunk.offsets)?.relativePath ?? ""))
+            }
+        }
+        // A template whose shapes differ is refused.
+        let odd = tmp.path + "/odd"
+        var state = StateDict()
+        state.set("model.w", .tensor(.whole(dtype: .float32, shape: [3, 3], buffer: TensorBuffer(byteCount: 36))))
+        let oddState = state
+        _ = try await onRanks(1) { comm in
+            try await Checkpointer(engine: engine, communicator: comm, options: CheckpointOptions(direct: false)).save(oddState, to: odd)
+        }
+        await #expect(throws: CheckpointError.self) {
+            _ = try await Resharder(engine: engine).reshard(source, to: tmp.path + "/bad", layout: .like(template: odd))
+        }
+        #expect(!ToolTest.exists(tmp.path + "/bad"))
+    }
+
+    @Test func rowSplitIsTorchChunk() {
+        let chunks = Resharder.rowSplit(shape: [10, 3], ranks: 4)
+        #expect(chunks.map(\.offsets) == [[0, 0], [3, 0], [6, 0], [9, 0]])
+        #expect(chunks.map(\.sizes) == [[3, 3], [3, 3], [3, 3], [1, 3]])
+        #expect(Resharder.rowSplit(shape: [5], ranks: 4).map(\.sizes) == [[2], [2], [1]])  // torch.chunk: 3 chunks
+        #expect(Resharder.rowSplit(shape: [], ranks: 4).map(\.rank) == [0])
+        #expect(Resharder.rowSplit(shape: [0, 2], ranks: 4).map(\.sizes) == [[0, 2]])
+    }
+}
+
+@Suite struct ConvertTests {
+    @Test(arguments: [1, 2, 5])
+    func torchSaveFileConverts(ranks: Int) async throws {
+        let tmp = TempDir()
+        defer { tmp.cleanup() }
+        let engine = try makeEngine()
+        defer { Task { await engine.shutdown() } }
+        let out = tmp.path + "/out"
+        let input = Fixtures.path("f_consolidated/a_4rank_shard0.pt")
+        let report = try await CheckpointConverter(engine: engine, pieceBytes: 1 << 16).convert(input, to: out, ranks: ranks)
+        #expect(report.inputFormat == "torch" && report.valueCount == 5)
+        try ToolTest.expectMatchesManifest(try await ToolTest.checkpointTensors(out, engine: engine), fixture: "a_4rank_shard0")
+        #expect(try await ToolTest.checkpointValues(out, engine: engine)
+            == (try await ToolTest.checkpointValues(Fixtures.path("a_4rank_shard0"), engine: engine)))
+        // Flattened as dcp.save flattens: same fqns and planner_data as PyTorch's own checkpoint.
+        let ours = try await CheckpointReader(directory: out, engine: engine).metadata
+        let torch = try await CheckpointReader(directory: Fixtures.path("a_4rank_shard0"), engine: engine).metadata
+        #expect(Set(ours.stateDictMetadata.keys) == Set(torch.stateDictMetadata.keys))
+        for fqn in torch.stateDictMetadata.keys { #expect(ours.plannerData?[fqn] == torch.plannerData?[fqn], "\(fqn)") }
+        #expect((try await CheckpointVerifier(engine: engine).verify(out)).isValid)
+    }
+
+    @Test func nestedStateWithListsConverts() async throws {
+        // d_1rank_nested consolidated by us (nested dicts and lists), then converted back.
+        let tmp = TempDir()
+        defer { tmp.cleanup() }
+        let engine = try makeEngine()
+        defer { Task { await engine.shutdown() } }
+        let pt = tmp.path + "/d.pt"
+        _ = try await Consolidator(engine: engine).consolidate(Fixtures.path("d_1rank_nested"), to: pt, format: .torchSave)
+        let out = tmp.path + "/out"
+        _ = try await CheckpointConverter(engine: engine).convert(pt, to: out, ranks: 2)
+        try ToolTest.expectMatchesManifest(try await ToolTest.checkpointTensors(out, engine: engine), fixture: "d_1rank_nested")
+        let ours = try await CheckpointReader(directory: out, engine: engine).metadata
+        let torch = try await CheckpointReader(directory: Fixtures.path("d_1rank_nested"), engine: engine).metadata
+        #expect(ours.stateDictMetadata.keys == torch.stateDictMetadata.keys)
+        for fqn in torch.stateDictMetadata.keys { #expect(ours.plannerData?[fqn] == torch.plannerData?[fqn], "\(fqn)") }
+        #expect(try await ToolTest.checkpointValues(out, engine: engine)
+            == (try await ToolTest.checkpointValues(Fixtures.path("d_1rank_nested"), engine: engine)))
+    }
+
+    @Test func safetensorsFileConverts() async throws {
+        let tmp = TempDir()
+        defer { tmp.cleanup() }
+        let engine = try makeEngine()
+        defer { Task { await engine.shutdown() } }
+        let out = tmp.path + "/out"
+        let report = try await CheckpointConverter(engine: engine).convert(Fixtures.path("f_consolidated/a_4rank_shard0.safetensors"), to: out, ranks: 3)
+        #expect(report.inputFormat == "safetensors" && report.valueCount == 0)
+        let got = try await ToolTest.checkpointTensors(out, engine: engine)
+        let fixture = try #require(try Fixtures.manifest().first { $0.name == "a_4rank_shard0" })
+        for t in fixture.tensors { #expect(got[t.fqn]?.sha == t.sha256, "\(t.fqn)") }
+    }
+
+    @Test func largeTensorStreamsThroughSmallPiece() async throws {
+        let tmp = TempDir()
+        defer { tmp.cleanup() }
+        let engine = try makeEngine()
+        defer { Task { await engine.shutdown() } }
+        let dir = tmp.path + "/ck"
+        let tensors = try await ToolTest.engineCheckpoint(dir, world: 2, seed: 31, engine: engine, big: true)
+        let pt = tmp.path + "/ck.pt"
+        _ = try await Consolidator(engine: engine, pieceBytes: 1 << 16).consolidate(dir, to: pt, format: .torchSave)
+        let out = tmp.path + "/out"
+        let report = try await CheckpointConverter(engine: engine, pieceBytes: 1 << 16).convert(pt, to: out, ranks: 3)
+        #expect(report.peakWorkingBytes <= 1 << 20)
+        try ToolTest.expectMatches(try await ToolTest.checkpointTensors(out, engine: engine), tensors)
+    }
+}
