@@ -48,6 +48,14 @@ struct BenchCommand: AsyncParsableCommand {
     var printWorkload = false
     @Flag(help: "Only run the raw-device probe (write with fsync, cold read) and exit.")
     var probeOnly = false
+    @Option(help: ArgumentHelp(
+        "Only consolidate this DCP checkpoint directory into --output (one process, timed from outside).",
+        visibility: .hidden))
+    var consolidate: String?
+    @Option(help: ArgumentHelp("Output file of --consolidate.", visibility: .hidden))
+    var output: String?
+    @Option(help: ArgumentHelp("Format of --consolidate: torch or safetensors.", visibility: .hidden))
+    var format: String = "torch"
 
     enum IOModeFlag: String, EnumerableFlag {
         case direct, buffered
@@ -88,6 +96,11 @@ struct BenchCommand: AsyncParsableCommand {
         }
         if probeOnly {
             try await probe(options)
+            return
+        }
+        if let consolidate {
+            guard let output else { throw ValidationError("--consolidate needs --output") }
+            print(try await StandaloneConsolidation.run(directory: consolidate, output: output, format: format, options: options))
             return
         }
         let runner = BenchRunner(
