@@ -262,7 +262,7 @@ struct RunContext {
                 outcome.scenarios.append(async)
                 outcome.notes.append(contentsOf: asyncNotes)
             }
-            try? FileManager.default.removeItem(atPath: directory)
+            if !options.keep { try? FileManager.default.removeItem(atPath: directory) }
         }
         if options.ranks.count > 1 {
             outcome.sweep = options.ranks.sorted().compactMap { sweep[$0] }
