@@ -55,6 +55,10 @@ public struct BenchOptions: Sendable, Hashable, Codable {
     public var stateMix: BenchStateMix
     /// Content seed.
     public var seed: UInt64
+    /// Check every loaded byte (`--verify full`) instead of three rows per chunk.
+    public var fullVerify: Bool
+    /// Run the raw-device probe (the reference every ratio uses).
+    public var rawProbe: Bool
 
     /// The defaults: 4 ranks, 1 GiB, 3 repeats, auto engine, direct I/O, `/var/tmp` (disk-backed by
     /// convention, unlike `/tmp` on some systems), results in `results/`.
@@ -72,7 +76,9 @@ public struct BenchOptions: Sendable, Hashable, Codable {
         progress: Bool = true,
         label: String = "bench",
         stateMix: BenchStateMix = .mixedPrecisionAdam,
-        seed: UInt64 = BenchContent.defaultSeed
+        seed: UInt64 = BenchContent.defaultSeed,
+        fullVerify: Bool = false,
+        rawProbe: Bool = true
     ) {
         self.ranks = ranks
         self.loadRanks = loadRanks
@@ -88,6 +94,8 @@ public struct BenchOptions: Sendable, Hashable, Codable {
         self.label = label
         self.stateMix = stateMix
         self.seed = seed
+        self.fullVerify = fullVerify
+        self.rawProbe = rawProbe
     }
 
     /// Default load rank counts for a checkpoint saved by `saveRanks`: the same count, then 1, 2,

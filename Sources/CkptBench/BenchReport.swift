@@ -19,6 +19,8 @@ public struct BenchReport: Sendable, Hashable, Codable {
     public var scenarios: [ScenarioResult]
     /// Sharded save/load throughput per rank count (when more than one rank count was run).
     public var rankSweep: [RankSweepPoint]
+    /// The project's targets checked against this run.
+    public var targets: [TargetCheck]
     /// Remarks for the summary (e.g. warnings about the environment).
     public var notes: [String]
     /// Throughput unit, spelled out for readers of the JSON.
@@ -33,6 +35,7 @@ public struct BenchReport: Sendable, Hashable, Codable {
         rawDevice: RawDeviceReference?,
         scenarios: [ScenarioResult],
         rankSweep: [RankSweepPoint] = [],
+        targets: [TargetCheck] = [],
         notes: [String] = []
     ) {
         self.formatVersion = Self.currentFormatVersion
@@ -47,6 +50,7 @@ public struct BenchReport: Sendable, Hashable, Codable {
                 ranks: point.ranks, save: point.save.map { Self.withRatio($0, rawDevice) },
                 load: point.load.map { Self.withRatio($0, rawDevice) })
         }
+        self.targets = targets
         self.notes = notes
         self.throughputUnit = "GB/s, decimal (1 GB = 1e9 bytes), bytes moved over the median repeat time"
     }

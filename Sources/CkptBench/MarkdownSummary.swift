@@ -26,6 +26,16 @@ public enum MarkdownSummary {
         out.append("GB/s are decimal (1 GB = 10^9 bytes): bytes moved over the median of "
             + "\(report.options.repeats) repeat(s). \"% of raw\" compares saves with the raw device's write "
             + "bandwidth and loads with its read bandwidth, measured in the same run.")
+        if !report.targets.isEmpty {
+            out.append("")
+            out.append("## Targets")
+            out.append("")
+            out.append("| check | target | measured | met |")
+            out.append("|---|---:|---:|---|")
+            for check in report.targets {
+                out.append("| \(escape(check.name)) | \(escape(check.target)) | \(escape(check.measured)) | \(check.met ? "yes" : "**no**") |")
+            }
+        }
         out.append("")
         out.append("## Charts")
         out.append("")

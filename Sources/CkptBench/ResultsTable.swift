@@ -27,6 +27,18 @@ public enum ResultsTable {
         lines.append("")
         lines.append("GB/s: decimal (1 GB = 1e9 bytes) of state bytes over the median of \(report.options.repeats) repeat(s); "
             + "% raw: against the raw device's write (saves) or read (loads) bandwidth.")
+        if !report.targets.isEmpty {
+            lines.append("")
+            lines.append("targets:")
+            let width = report.targets.map(\.name.count).max() ?? 0
+            for check in report.targets {
+                let pad = String(repeating: " ", count: width - check.name.count)
+                lines.append("  \(check.met ? "met " : "MISS") \(check.name)\(pad)  \(check.measured) (target \(check.target))")
+            }
+        }
+        for note in report.notes {
+            lines.append("note: \(note)")
+        }
         return lines.joined(separator: "\n") + "\n"
     }
 

@@ -1,59 +1,136 @@
-// Temporary ckpt-bench: runs the raw-device probe of CkptIO until the real benchmark lands.
+// ckpt-bench: how fast and how lean sharded checkpoints are on this storage, compared with the
+// single-file way and with the raw device. The scenarios live in CkptBench (BenchRunner).
 import ArgumentParser
+import CkptBench
 import CkptIO
 import Foundation
 
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ckpt-bench",
-        abstract: "Raw-device probe: sequential O_DIRECT write (with fsync) then cold read.")
+        abstract: "Benchmark sharded checkpoints against the single-file way and the raw device.",
+        discussion: """
+            Runs, on a GPT-like training state of --size bytes sharded over --ranks in-process ranks: \
+            the raw-device probe, the committed sharded save, cold loads on the same and other world \
+            sizes, consolidation to one file, the single-file baseline (gather on rank 0 + torch.save) \
+            and the async save. Prints a table; writes JSON, a Markdown summary and SVG charts under --out.
+            """)
 
-    @Option(help: "Ranks (accepted; the probe runs one stream and only notes it).")
-    var ranks: Int = 1
-    @Option(help: "Directory for the probe file.")
-    var dir: String = FileManager.default.temporaryDirectory.path
-    @Option(help: "Bytes to write and read (e.g. 512M, 1G, 2GiB).")
+    @Option(help: "Save rank counts: 4, or a sweep such as 1,2,4,8.")
+    var ranks: String = "4"
+    @Option(help: "Load rank counts for the resharded loads (default: N, 1, 2, 3, 2N for the largest N).")
+    var loadRanks: String?
+    @Option(help: "Tensor bytes of the workload (binary units: 256M, 1G, 4GiB).")
     var size: String = "1G"
+    @Option(name: .customLong("repeat"), help: "Repeats per scenario (median, min and max are reported).")
+    var repeats: Int = 3
     @Option(help: "I/O backend: uring, posix or auto.")
     var engine: String = "auto"
-    @Option(help: "Phases: write, read or both.")
-    var phases: String = "both"
-    @Option(help: "Use this exact file (kept); with --phases read it must exist.")
-    var file: String?
-    @Flag(help: "Keep the probe file.")
+    @Flag(exclusivity: .exclusive, help: "O_DIRECT I/O (default), or buffered I/O with the page cache dropped before loads.")
+    var ioMode: IOModeFlag = .direct
+    @Option(help: "Directory for the checkpoints (must exist; disk-backed by default).")
+    var dir: String = "/var/tmp"
+    @Flag(help: "Keep the checkpoints after the run.")
     var keep = false
-    @Option(help: "Queue depth.")
-    var queueDepth: Int = 16
-    @Option(help: "Block (buffer) size, e.g. 4M.")
-    var blockSize: String = "4M"
-    @Flag(help: "Print JSON on stdout.")
+    @Flag(help: "Print the JSON record on stdout instead of the table.")
     var json = false
+    @Flag(name: .customLong("no-progress"), help: "Do not draw progress on stderr.")
+    var noProgress = false
+    @Option(help: "Results directory (JSON, Markdown, SVG).")
+    var out: String = "results"
+    @Option(help: "Label of the results directory (<timestamp>-<label>).")
+    var label: String = "bench"
+    @Option(help: "State mix: mixed (bf16 model + fp32 Adam), fp32-adam or bf16-model.")
+    var mix: String = "mixed"
+    @Option(help: "Verification of loaded bytes: sample (3 rows per chunk) or full.")
+    var verify: String = "sample"
+    @Flag(help: "Print the workload as JSON (for scripts/bench-vs-torch) and exit.")
+    var printWorkload = false
+    @Flag(help: "Only run the raw-device probe (write with fsync, cold read) and exit.")
+    var probeOnly = false
+    @Option(help: ArgumentHelp(
+        "Only consolidate this DCP checkpoint directory into --output (one process, timed from outside).",
+        visibility: .hidden))
+    var consolidate: String?
+    @Option(help: ArgumentHelp("Output file of --consolidate.", visibility: .hidden))
+    var output: String?
+    @Option(help: ArgumentHelp("Format of --consolidate: torch or safetensors.", visibility: .hidden))
+    var format: String = "torch"
 
-    func validate() throws {
-        guard RawDeviceProbe.parseSize(size) != nil else { throw ValidationError("bad --size '\(size)'") }
-        guard let b = RawDeviceProbe.parseSize(blockSize), b % 4096 == 0 else {
-            throw ValidationError("--block-size must be a multiple of 4096")
+    enum IOModeFlag: String, EnumerableFlag {
+        case direct, buffered
+    }
+
+    func options() throws -> BenchOptions {
+        do {
+            let rankList = try BenchOptions.parseRankList(ranks)
+            let loadList = try loadRanks.map { text throws(BenchOptionsError) in try BenchOptions.parseRankList(text) }
+            let bytes = try BenchOptions.parseSize(size)
+            guard let engineChoice = BenchOptions.Engine(rawValue: engine) else {
+                throw ValidationError("--engine must be uring, posix or auto")
+            }
+            guard let stateMix = BenchStateMix(rawValue: mix) else {
+                throw ValidationError("--mix must be one of \(BenchStateMix.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            guard verify == "sample" || verify == "full" else { throw ValidationError("--verify must be sample or full") }
+            return BenchOptions(
+                ranks: rankList, loadRanks: loadList, sizeBytes: bytes, repeats: repeats, engine: engineChoice,
+                ioMode: ioMode == .direct ? .direct : .buffered, directory: dir, keep: keep, json: json,
+                outputDirectory: out, progress: !noProgress, label: label, stateMix: stateMix,
+                fullVerify: verify == "full")
+        } catch let error as BenchOptionsError {
+            throw ValidationError(error.description)
         }
-        guard ["uring", "posix", "auto"].contains(engine) else { throw ValidationError("--engine must be uring, posix or auto") }
-        guard RawDeviceProbe.Phases(rawValue: phases) != nil else { throw ValidationError("--phases must be write, read or both") }
-        guard ranks >= 1, queueDepth >= 1 else { throw ValidationError("--ranks and --queue-depth must be >= 1") }
     }
 
     func run() async throws {
-        var config = RawDeviceProbe.bestConfiguration
-        config.backend = engine == "uring" ? .ioUring : engine == "posix" ? .posix : .automatic
-        config.queueDepth = queueDepth
-        config.bufferSize = Int(RawDeviceProbe.parseSize(blockSize) ?? (4 << 20))
-        let probe = RawDeviceProbe(
-            directory: dir, bytes: RawDeviceProbe.parseSize(size), file: file, keepFile: keep,
-            phases: RawDeviceProbe.Phases(rawValue: phases) ?? .both, configuration: config)
+        let options = try options()
+        if RunProvenance.buildConfiguration == "debug" {
+            FileHandle.standardError.write(Data(
+                "warning: ckpt-bench was built in debug mode; numbers are not representative (swift run -c release ckpt-bench)\n".utf8))
+        }
+        if printWorkload {
+            let workload = try BenchWorkload.sized(targetBytes: options.sizeBytes, mix: options.stateMix)
+            print(String(decoding: try workload.manifestJSON(ranks: options.ranks.max()), as: UTF8.self))
+            return
+        }
+        if probeOnly {
+            try await probe(options)
+            return
+        }
+        if let consolidate {
+            guard let output else { throw ValidationError("--consolidate needs --output") }
+            print(try await StandaloneConsolidation.run(directory: consolidate, output: output, format: format, options: options))
+            return
+        }
+        let runner = BenchRunner(
+            options: options, progress: ProgressReporter(enabled: options.progress),
+            log: { FileHandle.standardError.write(Data(($0 + "\n").utf8)) })
+        let report: BenchReport
+        do {
+            report = try await runner.run()
+        } catch let error as BenchOptionsError {
+            throw ValidationError(error.description)
+        }
+        let written = try ResultsWriter(outputDirectory: options.outputDirectory).write(report, label: options.label)
+        if options.json {
+            print(String(decoding: try report.jsonData(), as: UTF8.self))
+        } else {
+            print(ResultsTable.render(report), terminator: "")
+            print("results: \(written.directory)/summary.md")
+        }
+    }
+
+    func probe(_ options: BenchOptions) async throws {
+        var configuration = RawDeviceProbe.bestConfiguration
+        configuration.backend = options.engine == .uring ? .ioUring : options.engine == .posix ? .posix : .automatic
+        let probe = RawDeviceProbe(directory: options.directory, bytes: Int64(options.sizeBytes), configuration: configuration)
         let result = try await probe.run()
-        if json {
+        if options.json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             print(String(decoding: try encoder.encode(result), as: UTF8.self))
         } else {
-            if ranks > 1 { print("note: --ranks \(ranks) accepted; the raw-device probe runs a single stream") }
             print(RawDeviceProbe.table(result))
         }
     }
