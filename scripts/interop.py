@@ -236,6 +236,20 @@ def case_torch_writes(work, mode):
     except Exception as e:  # noqa: BLE001 - report every failure as a failed case
         traceback.print_exc()
         record(name, False, str(e))
+        return
+    # ckpt reshards PyTorch's checkpoint: loads it on other world sizes, row and column slices.
+    for ranks, axis in ((1, 0), (3, 0), (3, 1), (8, 0)):
+        name = f"torch-writes/{mode}: ckpt loads it on {ranks} ranks (axis {axis})"
+        try:
+            st = os.path.join(work, f"torch_{mode}_{ranks}_{axis}.safetensors")
+            run_tool("load", d, ranks, axis, st)
+            from safetensors.torch import load_file
+            got = load_file(st)
+            problems = [f"tensor {fqn} differs" for fqn, (t, _) in tensors.items()
+                        if not t.dtype.is_complex and not bits_equal(got.get(fqn), t)]
+            record(name, not problems, "; ".join(problems[:5]))
+        except Exception as e:  # noqa: BLE001
+            record(name, False, str(e))
 
 
 # ------------------------------------------------------------------------------------------------
