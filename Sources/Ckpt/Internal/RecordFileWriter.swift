@@ -23,6 +23,10 @@ final class RecordFileWriter {
     /// with it, so a writer waiting for a new buffer never sits on finished ones (no deadlock when
     /// many writers share one pool).
     private var inFlight: [Task<Void, any Error>] = []
+    /// Direct payload writes in flight (from caller memory: they hold no pool buffer). Several
+    /// records' payloads overlap, so the device queue does not drain between records.
+    private var payloadsInFlight: [Task<Void, any Error>] = []
+    private let maxPayloadsInFlight = 4
 
     init(engine: IOEngine, file: IOFile) {
         self.engine = engine
@@ -86,8 +90,11 @@ final class RecordFileWriter {
                 guard let start = buffer.bytes.baseAddress else { return }
                 try await engine.write(file, at: at, from: UnsafeRawBufferPointer(start: start + byteOffset, count: alignedCount))
             }
+            payloadsInFlight.append(task)
             hashes = await PayloadHashes.compute(buffer, offset: byteOffset, count: count, crc: crc, xxh3: xxh3)
-            try await task.value
+            if payloadsInFlight.count > maxPayloadsInFlight {
+                try await payloadsInFlight.removeFirst().value
+            }
             position += alignedCount
             stagingStart = position
         } else {
@@ -110,8 +117,9 @@ final class RecordFileWriter {
 
     /// Releases staging buffers after a failure (waits for transfers in flight first).
     func abandon() async {
-        for task in inFlight { _ = try? await task.value }
+        for task in inFlight + payloadsInFlight { _ = try? await task.value }
         inFlight.removeAll()
+        payloadsInFlight.removeAll()
         if let staging { engine.buffers.release(staging) }
         staging = nil
     }
@@ -153,10 +161,11 @@ final class RecordFileWriter {
 
     private func drain() async throws {
         var firstError: (any Error)?
-        for task in inFlight {
+        for task in inFlight + payloadsInFlight {
             do { try await task.value } catch { if firstError == nil { firstError = error } }
         }
         inFlight.removeAll()
+        payloadsInFlight.removeAll()
         if let firstError { throw firstError }
     }
 }
