@@ -30,6 +30,18 @@ public struct PickleReader: Sendable {
         // graphs would otherwise overflow the stack in recursive deinit (or leak).
         defer { machine.dismantle() }
         let root = try machine.run()
+        // Shared references (memo) can make a few bytes expand to billions of nodes: measure the
+        // expanded size on the graph first (each node once), so a bomb is refused at once.
+        var sizes: [ObjectIdentifier: Int] = [:]
+        let expanded = try PickleMachine.expandedSize(root, depth: 0, sizes: &sizes, limits: limits, offset: machine.reader.position)
+        // Real checkpoints share little (strings, a layout object): an expansion far beyond the
+        // parsed size is a bomb even when it stays under `maxItems`.
+        guard expanded <= max(1 << 20, 64 * machine.nodeCount) else {
+            throw FormatError(
+                .limitExceeded,
+                "pickle of \(machine.nodeCount) objects expands to \(expanded) through shared references (refused as a memo bomb)",
+                offset: machine.reader.position)
+        }
         var budget = limits.maxItems
         let value = try PickleMachine.materialize(root, depth: 0, budget: &budget, limits: limits, offset: machine.reader.position)
         return Decoded(value: value, endOffset: machine.reader.position)
@@ -400,6 +412,36 @@ struct PickleMachine {
             i += 2
         }
         return entries
+    }
+
+    /// Number of nodes `node` expands to once shared references are copied, computed once per node;
+    /// throws as soon as it passes `maxItems` or the nesting passes `maxDepth` (cycles included).
+    static func expandedSize(
+        _ node: PickleNode, depth: Int, sizes: inout [ObjectIdentifier: Int], limits: PickleLimits, offset: Int
+    ) throws(FormatError) -> Int {
+        if let known = sizes[ObjectIdentifier(node)] { return known }
+        guard depth < limits.maxDepth else {
+            throw FormatError(.limitExceeded, "pickle value nesting deeper than \(limits.maxDepth) (or cyclic)", offset: offset)
+        }
+        var total = 1
+        for list in [node.items, node.listItems, node.dictItems] {
+            for child in list {
+                total += try expandedSize(child, depth: depth + 1, sizes: &sizes, limits: limits, offset: offset)
+                guard total <= limits.maxItems else {
+                    throw FormatError(
+                        .limitExceeded, "pickle value expands to more than \(limits.maxItems) items (shared references)", offset: offset)
+                }
+            }
+        }
+        if let state = node.state {
+            total += try expandedSize(state, depth: depth + 1, sizes: &sizes, limits: limits, offset: offset)
+            guard total <= limits.maxItems else {
+                throw FormatError(
+                    .limitExceeded, "pickle value expands to more than \(limits.maxItems) items (shared references)", offset: offset)
+            }
+        }
+        sizes[ObjectIdentifier(node)] = total
+        return total
     }
 
     static func materialize(_ node: PickleNode, depth: Int, budget: inout Int, limits: PickleLimits, offset: Int) throws(FormatError) -> PickleValue {

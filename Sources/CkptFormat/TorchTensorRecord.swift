@@ -152,6 +152,11 @@ public enum TorchTensorRecord {
                 throw FormatError(.invalidZip, "entry '\(n)' outside archive prefix '\(prefix)'", offset: pos + 30)
             }
             if n.dropFirst(prefix.count + 1) == storageName {
+                guard ZipArchive.extraFieldIsWellFormed(extra) else {
+                    throw FormatError(
+                        .invalidZip, "extra field of '\(n)' (\(el) bytes) is not a sequence of well-formed blocks: damaged local header",
+                        offset: pos + 28)
+                }
                 let size = tensor.storageByteCount
                 let wide = ZipArchive.zip64Extra(extra) != nil
                 let trailer = (f & 0x0008 != 0 && size > 0) ? (wide ? 24 : 16) : 0

@@ -281,6 +281,17 @@ public struct ZipArchive: Sendable {
     }
 
     /// The data of the zip64 (0x0001) block in an extra field, if any.
+    /// Whether an extra field is a sequence of `(id, size, data)` blocks filling it exactly (the
+    /// FB padding block torch writes, optionally after a zip64 block). A damaged extra-field
+    /// length in a local header breaks this, where it would otherwise move the payload silently.
+    static func extraFieldIsWellFormed(_ extra: UnsafeRawBufferPointer) -> Bool {
+        var i = 0
+        while i + 4 <= extra.count {
+            i += 4 + Int(ByteReader.u16(extra, i + 2))
+        }
+        return i == extra.count
+    }
+
     static func zip64Extra(_ extra: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
         var i = 0
         while i + 4 <= extra.count {

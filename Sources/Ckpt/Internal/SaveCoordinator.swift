@@ -177,8 +177,17 @@ struct SaveCoordinator {
         }
         let temporary = target + "/" + Checkpointer.metadataFileName + ".tmp"
         try await Self.writeDurably(metadata.encoded(), to: temporary, engine: engine)
-        try engine.rename(temporary, to: target + "/" + Checkpointer.metadataFileName)
-        try engine.syncDirectory(target)
+        let committed = target + "/" + Checkpointer.metadataFileName
+        try engine.rename(temporary, to: committed)
+        do {
+            try engine.syncDirectory(target)
+        } catch {
+            // The rename may not be durable: report the save as failed, and make sure it does not
+            // look committed (a failed save must never leave a committed `.metadata`).
+            unlink(committed)
+            try? engine.syncDirectory(target)
+            throw error
+        }
         if target != directory { try swapIn(engine: engine) }
     }
 
@@ -191,7 +200,13 @@ struct SaveCoordinator {
         let parent = (directory as NSString).deletingLastPathComponent
         do {
             try engine.exchange(writeDirectory, directory)
-            try engine.syncDirectory(parent.isEmpty ? "." : parent)
+            do {
+                try engine.syncDirectory(parent.isEmpty ? "." : parent)
+            } catch {
+                // Not durable: swap the old checkpoint back and report the failure.
+                try? engine.exchange(writeDirectory, directory)
+                throw error
+            }
             try? FileManager.default.removeItem(atPath: writeDirectory)
         } catch let error as IOError where error.errno == .invalidArgument {
             let aside = directory + ".ckpt-old-" + saveID.prefix(8)
