@@ -33,29 +33,11 @@ from torch.distributed.checkpoint.metadata import TensorStorageMetadata
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.tensor import Replicate, Shard, distribute_tensor
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from interop_common import DTYPES, bits_equal, deep_diff, free_port, make_tensor, nest  # noqa: E402
+
 SWIFT_TOOL = None  # path of the ckpt-interop executable, set in main()
 RESULTS = []
-
-DTYPES = [
-    torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.int32,
-    torch.int16, torch.int8, torch.uint8, torch.bool, torch.complex64, torch.float8_e4m3fn,
-    torch.float8_e5m2,
-]
-
-
-def make_tensor(gen, dtype, shape):
-    if dtype == torch.bool:
-        return torch.randint(0, 2, shape, generator=gen).to(torch.bool)
-    if dtype in (torch.int64, torch.int32, torch.int16, torch.int8):
-        info = torch.iinfo(dtype)
-        return torch.randint(max(info.min, -(2**31)), min(info.max, 2**31 - 1), shape,
-                             generator=gen, dtype=torch.int64).to(dtype)
-    if dtype == torch.uint8:
-        return torch.randint(0, 256, shape, generator=gen, dtype=torch.int64).to(dtype)
-    if dtype.is_complex:
-        return torch.randn(shape, generator=gen, dtype=dtype)
-    return torch.randn(shape, generator=gen, dtype=torch.float32).to(dtype)
-
 
 def reference_state(seed=1234):
     """Full (unsharded) tensors, each with the placement it is saved with, plus plain values."""
@@ -92,15 +74,6 @@ def reference_state(seed=1234):
     return tensors, values
 
 
-def nest(flat):
-    """fqn 'a.b.c' -> {'a': {'b': {'c': v}}}, splitting only on the first dot (two levels)."""
-    out = {}
-    for fqn, v in flat.items():
-        top, _, rest = fqn.partition(".")
-        out.setdefault(top, {})[rest] = v
-    return out
-
-
 def flatten_dicts(d, prefix=""):
     """Nested dicts -> {'a.b.c': leaf} (lists and tuples are leaves), as DCP names them."""
     out = {}
@@ -111,38 +84,6 @@ def flatten_dicts(d, prefix=""):
         else:
             out[key] = v
     return out
-
-
-def deep_equal(a, b, path="", problems=None):
-    """Structural equality with bit-exact tensors; collects differences."""
-    problems = [] if problems is None else problems
-    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
-        if not bits_equal(a, b):
-            problems.append(f"{path}: tensors differ")
-    elif isinstance(a, dict) and isinstance(b, dict):
-        if list(a.keys()) != list(b.keys()):
-            problems.append(f"{path}: keys {list(a.keys())[:8]} != {list(b.keys())[:8]}")
-        for k in a.keys() & b.keys():
-            deep_equal(a[k], b[k], f"{path}.{k}", problems)
-    elif isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and type(a) is type(b):
-        if len(a) != len(b):
-            problems.append(f"{path}: lengths {len(a)} != {len(b)}")
-        for i, (x, y) in enumerate(zip(a, b)):
-            deep_equal(x, y, f"{path}[{i}]", problems)
-    elif a != b or type(a) is not type(b):
-        problems.append(f"{path}: {a!r} != {b!r}")
-    return problems
-
-
-def bits_equal(a, b):
-    if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor):
-        return False
-    if a.dtype != b.dtype or tuple(a.shape) != tuple(b.shape):
-        return False
-    if a.numel() == 0:
-        return True
-    return torch.equal(a.contiguous().reshape(-1).view(torch.uint8),
-                       b.contiguous().reshape(-1).view(torch.uint8))
 
 
 def record(name, ok, why=""):
@@ -192,13 +133,6 @@ def _torch_save_worker(rank, world, out_dir, port, mode):
         dist.destroy_process_group()
 
 
-def free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def case_torch_writes(work, mode):
     name = f"torch-writes/{mode}: ckpt reads a 4-rank PyTorch checkpoint"
     try:
@@ -224,7 +158,7 @@ def case_torch_writes(work, mode):
             theirs_path = os.path.join(work, f"torch_{mode}_dcp_to_torch_save.pt")
             dcp_to_torch_save(d, theirs_path)
             theirs = torch.load(theirs_path, weights_only=False)
-            problems += [f"vs dcp_to_torch_save: {p}" for p in deep_equal(got, theirs)]
+            problems += [f"vs dcp_to_torch_save: {p}" for p in deep_diff(got, theirs, ordered=True)]
         from safetensors.torch import load_file
         got_st = load_file(st)
         for fqn, (t, _) in tensors.items():

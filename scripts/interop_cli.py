@@ -38,30 +38,12 @@ from torch.distributed.checkpoint.format_utils import dcp_to_torch_save, torch_s
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.tensor import Replicate, Shard, distribute_tensor
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from interop_common import DTYPES, bits_equal, deep_diff, free_port, make_tensor, nest  # noqa: E402
+
 CKPT = None
 RESULTS = []
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-DTYPES = [
-    torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.int32,
-    torch.int16, torch.int8, torch.uint8, torch.bool, torch.complex64, torch.float8_e4m3fn,
-    torch.float8_e5m2,
-]
-
-
-def make_tensor(gen, dtype, shape):
-    if dtype == torch.bool:
-        return torch.randint(0, 2, shape, generator=gen).to(torch.bool)
-    if dtype in (torch.int64, torch.int32, torch.int16, torch.int8):
-        info = torch.iinfo(dtype)
-        return torch.randint(max(info.min, -(2**31)), min(info.max, 2**31 - 1), shape,
-                             generator=gen, dtype=torch.int64).to(dtype)
-    if dtype == torch.uint8:
-        return torch.randint(0, 256, shape, generator=gen, dtype=torch.int64).to(dtype)
-    if dtype.is_complex:
-        return torch.randn(shape, generator=gen, dtype=dtype)
-    return torch.randn(shape, generator=gen, dtype=torch.float32).to(dtype)
-
 
 def reference_state(seed=4321):
     """Full tensors with the placement they are saved with, plus plain values."""
@@ -92,47 +74,6 @@ def reference_state(seed=4321):
     return tensors, values
 
 
-def nest(flat):
-    """fqn 'a.b.c' -> {'a': {'b.c': v}} (two levels, as a model/optimizer state dict)."""
-    out = {}
-    for fqn, v in flat.items():
-        top, _, rest = fqn.partition(".")
-        out.setdefault(top, {})[rest] = v
-    return out
-
-
-def bits_equal(a, b):
-    if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor):
-        return False
-    if a.dtype != b.dtype or tuple(a.shape) != tuple(b.shape):
-        return False
-    if a.numel() == 0:
-        return True
-    return torch.equal(a.contiguous().reshape(-1).view(torch.uint8), b.contiguous().reshape(-1).view(torch.uint8))
-
-
-def deep_diff(a, b, path="", out=None, skip_complex=False):
-    """Differences between two nested values (tensors bit for bit)."""
-    out = [] if out is None else out
-    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
-        if not bits_equal(a, b):
-            out.append(f"{path or '<root>'}: tensors differ")
-    elif isinstance(a, dict) and isinstance(b, dict):
-        if set(a) != set(b):
-            out.append(f"{path or '<root>'}: keys {sorted(map(str, set(a) ^ set(b)))[:6]} differ")
-        for k in a:
-            if k in b:
-                deep_diff(a[k], b[k], f"{path}.{k}" if path else str(k), out)
-    elif isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and type(a) is type(b):
-        if len(a) != len(b):
-            out.append(f"{path}: lengths {len(a)} != {len(b)}")
-        for i, (x, y) in enumerate(zip(a, b)):
-            deep_diff(x, y, f"{path}.{i}", out)
-    elif a != b or type(a) is not type(b):
-        out.append(f"{path}: {a!r} != {b!r}")
-    return out
-
-
 def record(name, ok, why=""):
     RESULTS.append((name, ok))
     print(("PASS " if ok else "FAIL ") + name + ("" if ok else f": {why}"), flush=True)
@@ -144,13 +85,6 @@ def ckpt(*args, expect=0):
     if p.returncode != expect:
         raise RuntimeError(f"{' '.join(cmd)} exited {p.returncode}: {(p.stderr + p.stdout).strip()[-1500:]}")
     return p.stdout
-
-
-def free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def init(rank, world, port):
