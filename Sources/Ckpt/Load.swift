@@ -204,8 +204,11 @@ struct LoadExecution {
         defer { for file in files { try? engine.close(file) } }
         let fileSizes = try checkLengths(files, needed: needed, values: valueRequests)
 
-        // Phase 3: locate payloads from record heads.
-        let headerBytes = try await locatePayloads(&needed, files: files, fileSizes: fileSizes)
+        // Phase 3: small records are read whole, neighbours together, and served at once; the
+        // others are located from their heads and read by the plan below.
+        let small = try await serveSmallRecords(
+            &needed, plans: plans, destinations: destinations, files: files, fileSizes: fileSizes)
+        let headerBytes = try await locatePayloads(&needed, files: files, fileSizes: fileSizes) + small.bytesRead
         var payloads: [[Int: PayloadLocation]] = Array(repeating: [:], count: plans.count)
         for chunk in needed {
             guard let payload = chunk.payload else { continue }
@@ -226,7 +229,9 @@ struct LoadExecution {
         guard engine.buffers.bufferSize >= 4 * TensorBuffer.alignment else {
             throw CheckpointError(.invalidArgument, "the I/O engine's buffers (\(engine.buffers.bufferSize) bytes) must be at least 16 KiB for loads")
         }
-        let (directCount, transferred) = try await execute(readPlan, files: files, fileSizes: fileSizes, destinations: destinations)
+        var (directCount, transferred) = try await execute(
+            readPlan, files: files, fileSizes: fileSizes, destinations: destinations, served: small.served)
+        transferred += small.bytesRead
 
         // Phase 5: values, checksums.
         var values: [String: TorchValue] = [:]
@@ -305,12 +310,131 @@ struct LoadExecution {
         return sizes
     }
 
+    /// Payload ranges already copied to their destinations, per file (sorted by offset).
+    struct ServedRanges: Sendable {
+        var ranges: [Int: [Range<Int>]] = [:]
+
+        func contains(file: Int, offset: Int) -> Bool {
+            guard let list = ranges[file] else { return false }
+            var lo = 0, hi = list.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if list[mid].upperBound <= offset { lo = mid + 1 } else { hi = mid }
+            }
+            return lo < list.count && list[lo].contains(offset)
+        }
+    }
+
+    /// Records up to this size are read whole (header and payload in one transfer).
+    static let smallRecordLimit = 1 << 20
+
+    /// Reads small records whole, grouping neighbours of the same file into one transfer of at
+    /// most a pool buffer, locates each payload, and copies the needed runs to their destinations
+    /// right away: one I/O for many small tensors instead of a header read plus a payload read
+    /// each. Records it cannot serve (DCP's safetensors variant) are left to the general path.
+    private func serveSmallRecords(
+        _ needed: inout [NeededChunk], plans: [TensorOverlapPlan], destinations: [TensorBuffer], files: [IOFile],
+        fileSizes: [Int]
+    ) async throws -> (served: ServedRanges, bytesRead: Int) {
+        let alignment = TensorBuffer.alignment
+        let span = engine.buffers.bufferSize - 2 * alignment
+        let limit = min(Self.smallRecordLimit, span)
+        let candidates = needed.indices.filter { needed[$0].recordLength <= limit }
+            .sorted { (needed[$0].file, needed[$0].recordOffset) < (needed[$1].file, needed[$1].recordOffset) }
+        // Groups of neighbouring records: same file, gaps of at most 64 KiB, span within a buffer.
+        var groups: [[Int]] = []
+        for i in candidates {
+            let chunk = needed[i]
+            if let last = groups.last?.last, let first = groups.last?.first,
+                needed[last].file == chunk.file,
+                chunk.recordOffset - (needed[last].recordOffset + needed[last].recordLength) <= 64 << 10,
+                chunk.recordOffset + chunk.recordLength - needed[first].recordOffset <= span - alignment
+            {
+                groups[groups.count - 1].append(i)
+            } else {
+                groups.append([i])
+            }
+        }
+        guard !groups.isEmpty else { return (ServedRanges(), 0) }
+        struct Served: Sendable {
+            var index: Int
+            var payload: PayloadLocation
+        }
+        let engine = self.engine
+        let snapshot = needed
+        let workers = max(1, min(groups.count, engine.buffers.bufferCount / 2, 8))
+        let frozenGroups = groups
+        let results = try await withThrowingTaskGroup(of: ([Served], Int).self) { tasks in
+            for w in 0..<workers {
+                tasks.addTask {
+                    var served: [Served] = []
+                    var bytes = 0
+                    var g = w
+                    while g < frozenGroups.count {
+                        let group = frozenGroups[g]
+                        let f = snapshot[group[0]].file
+                        let first = snapshot[group[0]].recordOffset
+                        let last = group.map { snapshot[$0].recordOffset + snapshot[$0].recordLength }.max() ?? first
+                        let start = first / alignment * alignment
+                        let end = min((last + alignment - 1) / alignment * alignment, fileSizes[f])
+                        let buffer = try await engine.buffers.acquire()
+                        do {
+                            let window = UnsafeMutableRawBufferPointer(rebasing: buffer.bytes[..<(end - start)])
+                            try await engine.read(files[f], at: Int64(start), into: window)
+                            bytes += end - start
+                            for i in group {
+                                var chunk = snapshot[i]
+                                let at = chunk.recordOffset - start
+                                let record = UnsafeRawBufferPointer(rebasing: window[at..<(at + chunk.recordLength)])
+                                // Only zip records: the safetensors variant's length is not its blob's.
+                                guard record.count >= 4, record.loadUnaligned(as: UInt32.self) == 0x0403_4B50 else { continue }
+                                guard try locate(&chunk, head: record) == nil, let payload = chunk.payload else {
+                                    throw CheckpointError(
+                                        .corrupt, "'\(path(chunk.file))' at offset \(chunk.recordOffset): record of '\(chunk.fqn)' does not hold its payload")
+                                }
+                                let plan = plans[chunk.tensor]
+                                for overlap in plan.overlaps where overlap.savedChunk == chunk.savedChunk {
+                                    for run in LoadPlanner.copyRuns(for: overlap, in: plan, payload: payload) {
+                                        let from = run.sourceOffset - start
+                                        let dest = destinations[run.destination].bytes
+                                        UnsafeMutableRawBufferPointer(rebasing: dest[run.destinationOffset..<(run.destinationOffset + run.length)])
+                                            .copyMemory(from: UnsafeRawBufferPointer(rebasing: window[from..<(from + run.length)]))
+                                    }
+                                }
+                                served.append(Served(index: i, payload: payload))
+                            }
+                            engine.buffers.release(buffer)
+                        } catch {
+                            engine.buffers.release(buffer)
+                            throw error
+                        }
+                        g += workers
+                    }
+                    return (served, bytes)
+                }
+            }
+            var all: ([Served], Int) = ([], 0)
+            for try await part in tasks {
+                all.0 += part.0
+                all.1 += part.1
+            }
+            return all
+        }
+        var ranges = ServedRanges()
+        for s in results.0 {
+            needed[s.index].payload = s.payload
+            ranges.ranges[s.payload.file, default: []].append(s.payload.offset..<(s.payload.offset + max(s.payload.length, 1)))
+        }
+        for f in ranges.ranges.keys { ranges.ranges[f]?.sort { $0.lowerBound < $1.lowerBound } }
+        return (ranges, results.1)
+    }
+
     /// Reads the first bytes of every needed record (in batches) and finds the payload in each:
     /// a torch.save zip record, or DCP's safetensors variant. Returns the header bytes read.
     private func locatePayloads(_ needed: inout [NeededChunk], files: [IOFile], fileSizes: [Int]) async throws -> Int {
         let headSize = 4096
         var headerBytes = 0
-        var pending = Array(needed.indices)
+        var pending = needed.indices.filter { needed[$0].payload == nil }
         var want = [Int](repeating: headSize, count: needed.count)
         var rounds = 0
         while !pending.isEmpty {
@@ -360,7 +484,7 @@ struct LoadExecution {
     private func locate(_ chunk: inout NeededChunk, head: UnsafeRawBufferPointer) throws -> Int? {
         let where_ = "'\(path(chunk.file))' at offset \(chunk.recordOffset) ('\(chunk.fqn)' chunk at \(chunk.box.offsets))"
         let expectedBytes = chunk.box.sizes.reduce(1, *) * chunk.dtype.itemSize
-        if head.count >= 4, head.load(as: UInt32.self) != 0x0403_4B50 {
+        if head.count >= 4, head.loadUnaligned(as: UInt32.self) != 0x0403_4B50 {
             // DCP's safetensors variant: the record offset is the start of a safetensors blob.
             do {
                 let need = try SafetensorsHeader.headerBytesNeeded(prefix: head)
@@ -415,10 +539,17 @@ struct LoadExecution {
     /// through pool buffers by a few workers. Returns the number of direct reads.
     /// Returns the number of direct reads and the bytes actually transferred (staged reads are
     /// widened to whole 4096-byte blocks).
-    private func execute(_ plan: ReadPlan, files: [IOFile], fileSizes: [Int], destinations: [TensorBuffer]) async throws -> (Int, Int) {
+    private func execute(
+        _ plan: ReadPlan, files: [IOFile], fileSizes: [Int], destinations: [TensorBuffer], served: ServedRanges
+    ) async throws -> (Int, Int) {
         let alignment = TensorBuffer.alignment
         var direct: [IORequest] = []
         var staged: [(file: Int, read: PlannedRead)] = []
+        var plan = plan
+        for f in plan.files.indices {
+            let file = plan.files[f].file
+            plan.files[f].reads.removeAll { served.contains(file: file, offset: $0.offset) }
+        }
         for filePlan in plan.files {
             for read in filePlan.reads {
                 if read.isDirect, let entry = read.scatter.first {
