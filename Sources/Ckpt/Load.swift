@@ -208,7 +208,8 @@ struct LoadExecution {
         // others are located from their heads and read by the plan below.
         let small = try await serveSmallRecords(
             &needed, plans: plans, destinations: destinations, files: files, fileSizes: fileSizes)
-        let headerBytes = try await locatePayloads(&needed, files: files, fileSizes: fileSizes) + small.bytesRead
+        let headBytes = try await locatePayloads(&needed, files: files, fileSizes: fileSizes)
+        let headerBytes = headBytes + small.bytesRead - small.payloadBytes
         var payloads: [[Int: PayloadLocation]] = Array(repeating: [:], count: plans.count)
         for chunk in needed {
             guard let payload = chunk.payload else { continue }
@@ -231,7 +232,7 @@ struct LoadExecution {
         }
         var (directCount, transferred) = try await execute(
             readPlan, files: files, fileSizes: fileSizes, destinations: destinations, served: small.served)
-        transferred += small.bytesRead
+        transferred += small.bytesRead + headBytes
 
         // Phase 5: values, checksums.
         var values: [String: TorchValue] = [:]
@@ -335,7 +336,7 @@ struct LoadExecution {
     private func serveSmallRecords(
         _ needed: inout [NeededChunk], plans: [TensorOverlapPlan], destinations: [TensorBuffer], files: [IOFile],
         fileSizes: [Int]
-    ) async throws -> (served: ServedRanges, bytesRead: Int) {
+    ) async throws -> (served: ServedRanges, bytesRead: Int, payloadBytes: Int) {
         let alignment = TensorBuffer.alignment
         let span = engine.buffers.bufferSize - 2 * alignment
         let limit = min(Self.smallRecordLimit, span)
@@ -355,7 +356,7 @@ struct LoadExecution {
                 groups.append([i])
             }
         }
-        guard !groups.isEmpty else { return (ServedRanges(), 0) }
+        guard !groups.isEmpty else { return (ServedRanges(), 0, 0) }
         struct Served: Sendable {
             var index: Int
             var payload: PayloadLocation
@@ -421,12 +422,14 @@ struct LoadExecution {
             return all
         }
         var ranges = ServedRanges()
+        var payloadBytes = 0
         for s in results.0 {
+            payloadBytes += s.payload.length
             needed[s.index].payload = s.payload
             ranges.ranges[s.payload.file, default: []].append(s.payload.offset..<(s.payload.offset + max(s.payload.length, 1)))
         }
         for f in ranges.ranges.keys { ranges.ranges[f]?.sort { $0.lowerBound < $1.lowerBound } }
-        return (ranges, results.1)
+        return (ranges, results.1, payloadBytes)
     }
 
     /// Reads the first bytes of every needed record (in batches) and finds the payload in each:

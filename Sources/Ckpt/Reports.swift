@@ -25,10 +25,11 @@ public struct LoadReport: Sendable {
     /// Bytes of tensor payload the read plan covers (needed bytes plus bridged gaps; without record
     /// headers).
     public var payloadBytesRead: Int
-    /// Bytes actually transferred for those reads: reads that are staged through pool buffers are
-    /// widened to whole 4096-byte blocks for O_DIRECT.
+    /// Every byte transferred: payload reads (those staged through pool buffers widened to whole
+    /// 4096-byte blocks for O_DIRECT), whole small records, record heads.
     public var transferredBytes: Int
-    /// Bytes of record headers read to locate payloads.
+    /// Bytes of record headers read to locate payloads (heads of large records, and the
+    /// non-payload bytes of small records read whole).
     public var headerBytesRead: Int
     /// Number of reads issued (after coalescing).
     public var readCount: Int
