@@ -88,6 +88,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Crash-consistency harness: saves a deterministic state in a child process that tests kill.
+        .executableTarget(
+            name: "ckpt-crash-child",
+            dependencies: ["Ckpt", "CkptIO", "CkptTestSupport"],
+            swiftSettings: swiftSettings
+        ),
         // Helpers shared by the test targets (PRNG, SHA-256, fixtures, temp dirs); not a product.
         .target(
             name: "CkptTestSupport",
@@ -105,5 +111,10 @@ let package = Package(
         .testTarget(name: "CkptPlanTests", dependencies: ["CkptPlan"], swiftSettings: swiftSettings),
         .testTarget(name: "CkptTests", dependencies: ["Ckpt", "CkptTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "CkptBenchTests", dependencies: ["CkptBench"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "CkptReliabilityTests",
+            dependencies: ["Ckpt", "CkptIO", "CkptFormat", "CkptTestSupport"],
+            swiftSettings: swiftSettings
+        ),
     ]
 )
