@@ -60,6 +60,23 @@ extension Result where Failure == any Error {
     }
 }
 
+/// A scratch directory, removed by `cleanup()`: on tmpfs (`/dev/shm`, where fsync is cheap and
+/// O_DIRECT works on recent kernels) when `fast` and there is one, else in the temporary
+/// directory. The fault sweeps run hundreds of saves: their subject is the engine's handling of
+/// faults, not the device.
+struct ScratchDir: Sendable {
+    let path: String
+
+    init(_ label: String, fast: Bool = false) {
+        let shm = "/dev/shm"
+        let base = fast && access(shm, W_OK) == 0 ? shm : FileManager.default.temporaryDirectory.path
+        path = base + "/\(label)-\(UUID().uuidString.prefix(8))"
+        try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+
+    func cleanup() { try? FileManager.default.removeItem(atPath: path) }
+}
+
 /// Open file descriptors of this process.
 func openDescriptorCount() -> Int {
     (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1
