@@ -91,7 +91,7 @@ let package = Package(
         // Crash-consistency harness: saves a deterministic state in a child process that tests kill.
         .executableTarget(
             name: "ckpt-crash-child",
-            dependencies: ["Ckpt", "CkptIO", "CkptTestSupport"],
+            dependencies: ["Ckpt", "CkptIO", "CkptFormat", "CkptTestSupport"],
             swiftSettings: swiftSettings
         ),
         // Helpers shared by the test targets (PRNG, SHA-256, fixtures, temp dirs); not a product.

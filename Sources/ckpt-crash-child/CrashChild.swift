@@ -6,11 +6,19 @@
 //                         [--hold-rank K] [--backend auto|posix|uring] [--direct 0|1]
 //                         [--files-per-rank F] [--buffer-kib B] [--buffer-count C] [--overwrite]
 //   ckpt-crash-child expect --seed S [--rows R]     fingerprints of the recipe's tensors
+//   ckpt-crash-child load --dir D --seed S [--rows R] [--verify 0|1] [--reader 0|1]
+//       loads the recipe's tensors and values (one rank, whole tensors) with Checkpointer.load
+//       or CheckpointReader: prints `LOADED match`, `LOADED differs <what>` or `ERROR <code> <text>`
+//       (hostile-input tests run loads here, so that a trap cannot take the test process down)
+//   ckpt-crash-child parse --parser pickle|metadata|byteio|torchsave|record|zip|safetensors --file F
+//       runs one parser over a file: prints `ACCEPTED` or `REJECTED <code> <message>`
 //
 // Output lines: `PHASE <name>` (see PhaseCommunicator), then `DONE` (committed) or `ERROR <text>`
 // (exit status 1). Usage errors exit with status 2.
 import Ckpt
+import CkptFormat
 import CkptIO
+import Foundation
 import Glibc
 
 @main
@@ -57,6 +65,11 @@ struct CrashChild {
             return parsed
         }
 
+        if command == "parse" {
+            guard let parser = options["parser"], let file = options["file"] else { usage("parse needs --parser and --file") }
+            parse(parser: parser, file: file)
+            exit(0)
+        }
         let seed = UInt64(integer("seed"))
         let rows = integer("rows", default: 4096)
 
@@ -68,6 +81,12 @@ struct CrashChild {
             exit(0)
         case "save":
             break
+        case "load":
+            guard let directory = options["dir"] else { usage("--dir is required") }
+            await load(
+                directory: directory, seed: seed, rows: rows, verify: integer("verify", default: 0) != 0,
+                reader: integer("reader", default: 0) != 0)
+            exit(0)
         default:
             usage("unknown command '\(command)'")
         }
@@ -114,5 +133,84 @@ struct CrashChild {
             say("ERROR \(String(describing: error).split(separator: "\n").joined(separator: " | "))")
             exit(1)
         }
+    }
+
+    /// Loads the recipe's state from `directory` and reports what came back.
+    static func load(directory: String, seed: UInt64, rows: Int, verify: Bool, reader: Bool) async {
+        let tensors = CrashRecipe.tensors(seed: seed, rows: rows)
+        let values = CrashRecipe.values(seed: seed)
+        var request = StateDict()
+        for tensor in tensors {
+            request.set(tensor.fqn, .tensor(.whole(
+                dtype: tensor.dtype, shape: tensor.shape, buffer: TensorBuffer(byteCount: tensor.bytes.count))))
+        }
+        for (fqn, _) in values { request.set(fqn, .value(.none)) }
+        do {
+            let engine = try IOEngine(configuration: IOEngineConfiguration(bufferSize: 64 << 10, bufferCount: 16))
+            let options = CheckpointOptions(verifyChecksums: verify)
+            let report: LoadReport
+            if reader {
+                report = try await CheckpointReader(directory: directory, engine: engine, options: options).load(into: request)
+            } else {
+                let group = InProcessGroup(worldSize: 1)
+                report = try await Checkpointer(engine: engine, communicator: group.communicator(rank: 0), options: options)
+                    .load(into: request, from: directory)
+            }
+            await engine.shutdown()
+            for tensor in tensors {
+                guard case .tensor(let entry)? = request[tensor.fqn], let chunk = entry.chunks.first,
+                    tensor.bytes.elementsEqual(UnsafeRawBufferPointer(chunk.buffer.bytes))
+                else {
+                    say("LOADED differs \(tensor.fqn)")
+                    return
+                }
+            }
+            for (fqn, value) in values where report.values[fqn] != value {
+                say("LOADED differs \(fqn)")
+                return
+            }
+            say("LOADED match")
+        } catch let error as CheckpointError {
+            say("ERROR \(error.code.rawValue) \(String(describing: error).split(separator: "\n").joined(separator: " | "))")
+        } catch {
+            say("ERROR other \(String(describing: error).split(separator: "\n").joined(separator: " | "))")
+        }
+    }
+
+    /// Runs one parser of untrusted bytes over a file and prints the outcome.
+    static func parse(parser: String, file: String) {
+        guard let data = FileManager.default.contents(atPath: file) else { usage("cannot read \(file)") }
+        let bytes = [UInt8](data)
+        let clock = ContinuousClock()
+        let start = clock.now
+        defer {
+            let elapsed = clock.now - start
+            let milliseconds = elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000
+            say("STATS ms=\(milliseconds) peakKiB=\(peakKiB())")
+        }
+        do {
+            switch parser {
+            case "pickle": _ = try PickleReader().decode(bytes)
+            case "metadata": _ = try DCPMetadata(decoding: bytes)
+            case "byteio": _ = try ByteIORecord.decode(bytes)
+            case "torchsave": _ = try TorchSaveFile(parsing: bytes)
+            case "record": _ = try TorchTensorRecord.read(bytes)
+            case "zip": _ = try ZipArchive(parsing: bytes)
+            case "safetensors": _ = try SafetensorsHeader.parse(bytes)
+            default: usage("unknown parser '\(parser)'")
+            }
+            say("ACCEPTED")
+        } catch {
+            say("REJECTED \(error.code.rawValue) \(error.message)")
+        }
+    }
+
+    /// Peak resident set size (VmHWM) in KiB.
+    static func peakKiB() -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return -1 }
+        for line in text.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+            return Int(line.split(separator: " ").dropFirst().first ?? "") ?? -1
+        }
+        return -1
     }
 }
