@@ -160,7 +160,7 @@ import Testing
     /// 16^8 references to one value through the memo with the default limits: bounded by
     /// `PickleLimits.maxItems`, but up to 20 M nodes are materialized first. Must be refused
     /// within 2 s and 256 MiB (parsed in the child process). Takes ~30 s of CPU while the bug
-    /// stands: runs with `CKPT_RELIABILITY_SLOW=1` (scripts/crash-soak sets it).
+    /// stands: runs with `CKPT_RELIABILITY_SLOW=1` (scripts/crash-soak sets it too).
     @Test(
         .enabled(if: ProcessInfo.processInfo.environment["CKPT_RELIABILITY_SLOW"] == "1"),
         arguments: ["memo-bomb-16^8", "memo-bomb-dicts"])
