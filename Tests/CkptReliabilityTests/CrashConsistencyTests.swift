@@ -119,7 +119,7 @@ import Testing
         let engine = try makeEngine(bufferSize: 256 << 10, bufferCount: 32)
         defer { Task { await engine.shutdown() } }
         // Calibrate the random delays on one uninterrupted save.
-        let calibration = TempDir("ckpt-crash")
+        let calibration = ScratchDir("ckpt-crash", fast: true)
         defer { calibration.cleanup() }
         let start = Date()
         _ = try await onThread {
@@ -140,7 +140,7 @@ import Testing
             if adjusted.point == .partialRanks, adjusted.ranks < 2 { adjusted.ranks = 2 }
             let t = adjusted
             let context = "trial \(t.index) (seed \(baseSeed), kill \(t.point), \(t.ranks) ranks, \(t.backend), direct \(t.direct))"
-            let parent = TempDir("ckpt-crash")
+            let parent = ScratchDir("ckpt-crash", fast: true)
             defer { parent.cleanup() }
             let previous = parent.path + "/step-1", current = parent.path + "/step-2"
             let previousSeed = t.seed &+ 1_000_003
@@ -210,7 +210,7 @@ import Testing
     @Test func savingIntoACommittedDirectoryIsRefusedAndLeavesItIntact() async throws {
         let child = try #require(Self.child, "ckpt-crash-child not built next to the tests")
         let engine = try makeEngine(bufferSize: 256 << 10, bufferCount: 32)
-        let parent = TempDir("ckpt-crash")
+        let parent = ScratchDir("ckpt-crash", fast: true)
         defer { parent.cleanup() }
         let dir = parent.path + "/step-1"
         try await saveRecipe(dir, seed: 5, rows: Self.rows, ranks: 2, engine: engine)
@@ -232,7 +232,7 @@ import Testing
     @Test func overwriteCrashBeforeCommitKeepsTheOldCheckpointWhole() async throws {
         let child = try #require(Self.child, "ckpt-crash-child not built next to the tests")
         let engine = try makeEngine(bufferSize: 256 << 10, bufferCount: 32)
-        let parent = TempDir("ckpt-crash")
+        let parent = ScratchDir("ckpt-crash", fast: true)
         defer { parent.cleanup() }
         let dir = parent.path + "/latest"
         try await saveRecipe(dir, seed: 11, rows: Self.rows, ranks: 2, engine: engine)

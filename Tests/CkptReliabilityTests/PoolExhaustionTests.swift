@@ -12,7 +12,7 @@ import Testing
     /// 4 buffers; the same happens in one process with `filesPerRank` >= bufferCount / 2.
     @Test func manyWritersOnASmallPoolFinish() async throws {
         let engine = try makeEngine(bufferSize: 64 << 10, bufferCount: 4)
-        let dir = TempDir("ckpt-pool")
+        let dir = ScratchDir("ckpt-pool", fast: true)
         defer { dir.cleanup() }
         await withKnownIssue("bug: RecordFileWriter.currentStaging deadlocks when writers exhaust the pool", isIntermittent: true) {
             try await saveRecipeWithin(20, dir.path + "/s", seed: 3, rows: 2048, ranks: 8, engine: engine)
@@ -22,7 +22,7 @@ import Testing
     /// The same writers with a pool large enough for two buffers each: completes.
     @Test func manyWritersOnAnAmplePoolFinish() async throws {
         let engine = try makeEngine(bufferSize: 64 << 10, bufferCount: 32)
-        let dir = TempDir("ckpt-pool")
+        let dir = ScratchDir("ckpt-pool", fast: true)
         defer { dir.cleanup() }
         try await saveRecipeWithin(60, dir.path + "/s", seed: 3, rows: 2048, ranks: 8, engine: engine)
         let outcome = await loadAndCompare(dir.path + "/s", seed: 3, rows: 2048, engine: engine, verifyChecksums: true)
