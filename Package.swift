@@ -89,6 +89,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Crash-consistency harness: saves a deterministic state in a child process that tests kill.
+        .executableTarget(
+            name: "ckpt-crash-child",
+            dependencies: ["Ckpt", "CkptIO", "CkptFormat", "CkptTestSupport"],
+            swiftSettings: swiftSettings
+        ),
         // Helpers shared by the test targets (PRNG, SHA-256, fixtures, temp dirs); not a product.
         .target(
             name: "CkptTestSupport",
@@ -112,5 +118,10 @@ let package = Package(
         .testTarget(name: "CkptTests", dependencies: ["Ckpt", "CkptTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "CkptBenchTests", dependencies: ["CkptBench", "CkptTestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "CkptToolsTests", dependencies: ["Ckpt", "CkptTestSupport", "ckpt"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "CkptReliabilityTests",
+            dependencies: ["Ckpt", "CkptIO", "CkptFormat", "CkptTestSupport"],
+            swiftSettings: swiftSettings
+        ),
     ]
 )
