@@ -302,7 +302,8 @@ struct LoadExecution {
         }
         for value in values {
             let file = fileIndex[value.info.relativePath] ?? 0
-            guard value.info.offset >= 0, value.info.length >= 0, value.info.offset + value.info.length <= sizes[file] else {
+            let end = value.info.offset.addingReportingOverflow(value.info.length)
+            guard value.info.offset >= 0, value.info.length >= 0, !end.overflow, end.partialValue <= sizes[file] else {
                 throw CheckpointError(
                     .corrupt,
                     "'\(path(file))' is \(sizes[file]) bytes, but value '\(value.fqn)' is at offset \(value.info.offset) with length \(value.info.length)")

@@ -264,7 +264,12 @@ public final class IOEngine: Sendable {
     /// parent afterwards to make it durable.
     public func rename(_ from: String, to: String) throws {
         try checkRunning()
-        let rc = syscalls.rename(from, to, exchange: false)
+        var rc: Int32 = 0
+        var retries = 0
+        repeat {
+            rc = syscalls.rename(from, to, exchange: false)
+            retries += 1
+        } while (rc == -EINTR || rc == -EAGAIN) && retries < maxRetries
         if rc < 0 { throw IOError.system("rename to '\(to)'", errno: Errno(rawValue: -rc), path: from) }
     }
 
@@ -272,7 +277,12 @@ public final class IOEngine: Sendable {
     /// `errno == .invalidArgument` where the file system cannot exchange.
     public func exchange(_ a: String, _ b: String) throws {
         try checkRunning()
-        let rc = syscalls.rename(a, b, exchange: true)
+        var rc: Int32 = 0
+        var retries = 0
+        repeat {
+            rc = syscalls.rename(a, b, exchange: true)
+            retries += 1
+        } while (rc == -EINTR || rc == -EAGAIN) && retries < maxRetries
         if rc < 0 { throw IOError.system("exchange with '\(b)'", errno: Errno(rawValue: -rc), path: a) }
     }
 

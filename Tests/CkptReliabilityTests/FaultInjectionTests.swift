@@ -46,7 +46,7 @@ import Testing
         }
     }
 
-    static let operationWords = ["open", "close", "read", "write", "fsync", "fdatasync", "truncate", "fstat", "size", "fadvise", "io_uring", "ring"]
+    static let operationWords = ["open", "close", "read", "write", "fsync", "fdatasync", "truncate", "fstat", "size", "fadvise", "rename", "exchange", "io_uring", "ring"]
 
     /// Descriptors of this process open on files under `directory`.
     static func descriptors(under directory: String) -> [String] {
@@ -145,13 +145,7 @@ import Testing
         print("fault-injection: \(backend) save: \(operations) operations, \(runs) faulted runs, outcomes \(outcomes.sorted { $0.key < $1.key })")
         for (category, count) in findings.counts.sorted(by: { $0.key < $1.key }) {
             let message = "\(backend) save: \(category): \(count) run(s), e.g. \(findings.examples[category] ?? "")"
-            if category == ".metadata committed after a failed save" {
-                withKnownIssue("bug: SaveCoordinator.commit renames .metadata before the directory fsync; a failing directory sync reports a failed save that is committed") {
-                    Issue.record(Comment(rawValue: message))
-                }
-            } else {
-                Issue.record(Comment(rawValue: message))
-            }
+            Issue.record(Comment(rawValue: message))
         }
     }
 

@@ -116,18 +116,13 @@ import Testing
                 count += 1
                 let output = try await Self.childParse(childParser, bytes, label: name)
                 let what = "\(parser) \(name): \(output)"
-                if output.hasPrefix("CRASHED") {
-                    withKnownIssue(Comment(rawValue: Self.deepNestingBug)) { Issue.record(Comment(rawValue: what)) }
-                } else if !output.hasPrefix("REJECTED") {
+                if !output.hasPrefix("REJECTED") {
                     Issue.record(Comment(rawValue: what))
                 }
             }
         }
         #expect(count >= 5)
     }
-
-    static let deepNestingBug =
-        "bug: PickleMachine builds unbounded nesting; releasing a deep PickleNode chain overflows the stack"
 
     /// Nesting far beyond `PickleLimits.maxDepth` (30 k levels is a 60 KB input; 1 M as well).
     @Test(arguments: [30_000, 1_000_000])
@@ -141,15 +136,13 @@ import Testing
         chain += Array(")R".utf8)
         for _ in 0..<(depth - 1) { chain += [0x85, 0x52] }
         chain.append(0x2E)
-        for (name, bytes, known) in [("lists", lists, true), ("marks", marks, false), ("1-tuples", tuples, true), ("reduce chain", chain, true)] {
+        for (name, bytes) in [("lists", lists), ("marks", marks), ("1-tuples", tuples), ("reduce chain", chain)] {
             for parser in ["pickle", "metadata"] {
                 let output = try await Self.childParse(parser, bytes, label: name)
                 let what = "\(parser): \(name) nested \(depth) deep: \(output)"
                 let rejected = output.hasPrefix("REJECTED limitExceeded") || output.hasPrefix("REJECTED invalidValue")
                     || output.hasPrefix("REJECTED invalidMetadata")
-                if !rejected && known && output.hasPrefix("CRASHED") {
-                    withKnownIssue(Comment(rawValue: Self.deepNestingBug)) { Issue.record(Comment(rawValue: what)) }
-                } else if !rejected {
+                if !rejected {
                     Issue.record(Comment(rawValue: what))
                 }
             }
@@ -174,9 +167,6 @@ import Testing
         }
     }
 
-    static let memoBombBug =
-        "bug: PickleMachine.materialize expands shared memo subtrees node by node up to maxItems (20 M): seconds and hundreds of MB for a 557-byte input"
-
     /// The memo bombs under a 1 M item limit: the bound itself works (fast, in process).
     @Test(arguments: ["memo-bomb-16^8", "memo-bomb-dicts"])
     func memoBombsHitTheItemLimit(name: String) async throws {
@@ -197,10 +187,8 @@ import Testing
         let run = try await Self.childParseWithStats("pickle", bytes)
         print("hostile: \(name): \(run.result) after \(run.milliseconds) ms, peak RSS \(run.peakKiB) KiB")
         #expect(run.result.hasPrefix("REJECTED limitExceeded"), "\(name): \(run.result)")
-        withKnownIssue(Comment(rawValue: Self.memoBombBug), isIntermittent: true) {
-            #expect(run.milliseconds >= 0 && run.milliseconds < 2000, "\(name): refused after \(run.milliseconds) ms")
-            #expect(run.peakKiB < 256 << 10, "\(name): peak RSS \(run.peakKiB) KiB")
-        }
+        #expect(run.milliseconds >= 0 && run.milliseconds < 2000, "\(name): refused after \(run.milliseconds) ms")
+        #expect(run.peakKiB < 256 << 10, "\(name): peak RSS \(run.peakKiB) KiB")
     }
 
     @Test func hostileZipsAreRejected() async throws {
@@ -289,9 +277,6 @@ import Testing
         var mutate: @Sendable (inout DCPMetadata) -> Void
     }
 
-    static let valueOverflowBug =
-        "bug: LoadExecution.checkLengths traps on value.info.offset + value.info.length overflow (Load.swift:294)"
-
     static func mutateStorage(_ md: inout DCPMetadata, fqn: String, _ change: (inout StorageInfo) -> Void) {
         var map = OrderedMap<MetadataIndex, StorageInfo>()
         for (key, value) in md.storageData.entries {
@@ -319,8 +304,8 @@ import Testing
         Lie(name: "negative record length") { mutateStorage(&$0, fqn: "model.embed.weight") { $0.length = -1 } },
         Lie(name: "record offset Int.max") { mutateStorage(&$0, fqn: "model.embed.weight") { $0.offset = Int.max - 8 } },
         Lie(name: "record length Int.max") { mutateStorage(&$0, fqn: "model.embed.weight") { $0.length = Int.max } },
-        Lie(name: "value offset Int.max - 10", knownIssue: valueOverflowBug) { mutateStorage(&$0, fqn: "trainer.step") { $0.offset = Int.max - 10 } },
-        Lie(name: "value length Int.max", knownIssue: valueOverflowBug) { mutateStorage(&$0, fqn: "trainer.note") { $0.length = Int.max } },
+        Lie(name: "value offset Int.max - 10") { mutateStorage(&$0, fqn: "trainer.step") { $0.offset = Int.max - 10 } },
+        Lie(name: "value length Int.max") { mutateStorage(&$0, fqn: "trainer.note") { $0.length = Int.max } },
         Lie(name: "value negative offset") { mutateStorage(&$0, fqn: "trainer.note") { $0.offset = -100 } },
         Lie(name: "chunk outside the tensor") { mutateTensor(&$0, fqn: "model.embed.weight") { $0.chunks[0].offsets = [1000, 0] } },
         Lie(name: "negative chunk offset") { mutateTensor(&$0, fqn: "model.embed.weight") { $0.chunks[0].offsets = [-32, 0] } },
