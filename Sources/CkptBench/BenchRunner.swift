@@ -184,7 +184,8 @@ struct RunContext {
         self.expectedValues = workload.values.mapValues(\.torchValue)
         // Steps for the progress line: probe, per N save+load, primary extras.
         let perN = 2
-        let extras = (loadRanks.filter { $0 != primary }.count) + 2 + 1 + 1
+        let extras = (options.runs("reshard") ? loadRanks.filter { $0 != primary }.count : 0)
+            + (options.runs("consolidate") ? 2 : 0) + (options.runs("single-file") ? 1 : 0) + (options.runs("async") ? 1 : 0)
         self.totalSteps = (options.rawProbe ? 1 : 0) + perN * options.ranks.count + extras
     }
 
@@ -246,17 +247,23 @@ struct RunContext {
             let sameLoad = try await load(directory: directory, savedRanks: ranks, loadRanks: ranks)
             outcome.scenarios.append(sameLoad)
             sweep[ranks] = RankSweepPoint(ranks: ranks, save: save, load: sameLoad)
-            if ranks == primary {
+            if ranks == primary, options.runs("reshard") {
                 for m in options.effectiveLoadRanks(saveRanks: ranks) where m != ranks {
                     announce("load \(ranks) -> \(m) ranks")
                     outcome.scenarios.append(try await load(directory: directory, savedRanks: ranks, loadRanks: m))
                 }
+            }
+            if ranks == primary, options.runs("consolidate") {
                 for format in [ConsolidationFormat.torchSave, .safetensors] {
                     announce("consolidate to \(format == .torchSave ? "torch.save" : "safetensors")")
                     outcome.scenarios.append(try await consolidate(directory: directory, format: format))
                 }
+            }
+            if ranks == primary, options.runs("single-file") {
                 announce("single-file baseline")
                 outcome.scenarios.append(try await singleFile(states: states, layout: layout))
+            }
+            if ranks == primary, options.runs("async") {
                 announce("async save")
                 let (async, asyncNotes) = try await asyncSave(states: states)
                 outcome.scenarios.append(async)
@@ -363,6 +370,7 @@ struct RunContext {
         var samples = Samples()
         var bufferPeak = 0
         var fileBytes = 0
+        var plan: [Double] = [], write: [Double] = [], commit: [Double] = []
         for index in 0..<options.repeats {
             repeatProgress(name, index)
             try? FileManager.default.removeItem(atPath: directory)
@@ -378,10 +386,20 @@ struct RunContext {
             samples.add(seconds: seconds, memory: memory)
             bufferPeak = max(bufferPeak, reports.map(\.peakBufferBytes).max() ?? 0)
             fileBytes = reports.reduce(0) { $0 + $1.fileBytes }
+            // Rank 0's split (it plans and commits; every rank writes).
+            if let first = reports.first {
+                plan.append(first.planSeconds)
+                write.append(reports.map(\.writeSeconds).max() ?? first.writeSeconds)
+                commit.append(first.commitSeconds)
+            }
         }
         return ScenarioResult(
             name: name, group: "sharded", direction: .save, bytesMoved: stateBytes, seconds: samples.seconds,
             peakRSSBytes: samples.peakRSS, peakExtraBytes: samples.peakExtra, engineBufferPeakBytes: samples.gaugePeak,
+            phases: [
+                ScenarioPhase(name: "plan", seconds: plan), ScenarioPhase(name: "write", seconds: write),
+                ScenarioPhase(name: "commit", seconds: commit),
+            ],
             ranks: ranks,
             notes: ["committed (fsync + .metadata)", "per-rank pool peak \(ByteFormat.binary(bufferPeak))",
                 "files \(ByteFormat.binary(fileBytes))"])
