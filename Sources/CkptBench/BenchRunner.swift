@@ -401,8 +401,7 @@ struct RunContext {
                 ScenarioPhase(name: "commit", seconds: commit),
             ],
             ranks: ranks,
-            notes: ["committed (fsync + .metadata)", "per-rank pool peak \(ByteFormat.binary(bufferPeak))",
-                "files \(ByteFormat.binary(fileBytes))"])
+            notes: ["committed", "rank pool peak \(ByteFormat.binary(bufferPeak))", "files \(ByteFormat.binary(fileBytes))"])
     }
 
     // MARK: Loads
@@ -453,9 +452,9 @@ struct RunContext {
             peakExtraBytes: samples.peakExtra, engineBufferPeakBytes: samples.gaugePeak, bytesRead: read,
             bytesNeeded: needed, ranks: savedRanks, loadRanks: loadRanks,
             notes: [
-                options.ioMode == .direct ? "cold (O_DIRECT)" : "cold (page cache dropped)",
-                "per-rank pool peak \(ByteFormat.binary(bufferPeak))",
-                "verified \(ByteFormat.binary(verified))\(options.fullVerify ? " (all)" : " (3 rows per chunk)")",
+                options.ioMode == .direct ? "cold, O_DIRECT" : "cold, cache dropped",
+                "rank pool peak \(ByteFormat.binary(bufferPeak))",
+                "verified \(ByteFormat.binary(verified))\(options.fullVerify ? " (all)" : "")",
             ])
     }
 
@@ -493,8 +492,7 @@ struct RunContext {
         return ScenarioResult(
             name: name, group: "consolidation", direction: .save, bytesMoved: stateBytes, seconds: samples.seconds,
             peakRSSBytes: samples.peakRSS, peakExtraBytes: samples.peakExtra, engineBufferPeakBytes: samples.gaugePeak,
-            notes: ["reads the sharded checkpoint and writes one \(ByteFormat.binary(fileBytes)) file with fsync",
-                "working set \(ByteFormat.binary(working))"])
+            notes: ["\(ByteFormat.binary(fileBytes)) file, fsync", "working set \(ByteFormat.binary(working))"])
     }
 
     // MARK: Single-file baseline
@@ -562,7 +560,7 @@ struct RunContext {
             peakRSSBytes: samples.peakRSS, peakExtraBytes: samples.peakExtra, engineBufferPeakBytes: samples.gaugePeak,
             phases: [ScenarioPhase(name: "gather", seconds: gatherSeconds), ScenarioPhase(name: "write", seconds: writeSeconds)],
             ranks: ranks,
-            notes: ["full state gathered on rank 0, one torch.save file (\(ByteFormat.binary(fileBytes))) with fsync"])
+            notes: ["gather to rank 0, one torch.save file \(ByteFormat.binary(fileBytes)), fsync"])
     }
 
     /// Parses the single-file baseline's archive directory and checks one tensor's bytes, so the
@@ -663,8 +661,8 @@ struct RunContext {
             callerBlockedSeconds: blocked, commitSeconds: commits,
             phases: [ScenarioPhase(name: "memcpy", seconds: copies)], ranks: ranks,
             notes: [String(format: "blocked %.2fx memcpy", ratio),
-                "first save blocked \(ByteFormat.seconds(firstBlocked)) (allocates the staging arena)",
-                "staging arena \(ByteFormat.binary(staged)) held between saves"])
+                "first save blocked \(ByteFormat.seconds(firstBlocked)) (arena allocation)",
+                "arena \(ByteFormat.binary(staged)) kept"])
         return (result, [])
     }
 }
