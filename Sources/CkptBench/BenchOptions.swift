@@ -62,6 +62,10 @@ public struct BenchOptions: Sendable, Hashable, Codable {
     /// Scenario groups to run besides the sharded save and its same-size load (`--only`); nil
     /// runs all of ``scenarioGroups``.
     public var only: Set<String>?
+    /// Compute the zip CRC-32 of every record at save (`CheckpointOptions.zipCRC32`; `--no-zip-crc` clears it).
+    public var zipCRC32: Bool
+    /// Write the XXH3 checksum sidecar at save (`CheckpointOptions.writeChecksums`; `--no-checksums` clears it).
+    public var writeChecksums: Bool
 
     /// The optional scenario groups: `reshard`, `consolidate`, `single-file`, `async`.
     public static let scenarioGroups = ["reshard", "consolidate", "single-file", "async"]
@@ -88,7 +92,9 @@ public struct BenchOptions: Sendable, Hashable, Codable {
         seed: UInt64 = BenchContent.defaultSeed,
         fullVerify: Bool = false,
         rawProbe: Bool = true,
-        only: Set<String>? = nil
+        only: Set<String>? = nil,
+        zipCRC32: Bool = true,
+        writeChecksums: Bool = true
     ) {
         self.ranks = ranks
         self.loadRanks = loadRanks
@@ -107,6 +113,8 @@ public struct BenchOptions: Sendable, Hashable, Codable {
         self.fullVerify = fullVerify
         self.rawProbe = rawProbe
         self.only = only
+        self.zipCRC32 = zipCRC32
+        self.writeChecksums = writeChecksums
     }
 
     /// Default load rank counts for a checkpoint saved by `saveRanks`: the same count, then 1, 2,

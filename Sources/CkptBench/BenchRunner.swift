@@ -179,7 +179,8 @@ struct RunContext {
             engines.append(try IOEngine(configuration: Self.engineConfiguration(options)))
         }
         self.engines = engines
-        self.checkpointOptions = CheckpointOptions(direct: options.ioMode == .direct)
+        self.checkpointOptions = CheckpointOptions(
+            direct: options.ioMode == .direct, zipCRC32: options.zipCRC32, writeChecksums: options.writeChecksums)
         self.stateBytes = workload.totalBytes
         self.expectedValues = workload.values.mapValues(\.torchValue)
         // Steps for the progress line: probe, per N save+load, primary extras.

@@ -48,6 +48,10 @@ struct BenchCommand: AsyncParsableCommand {
     var only: String?
     @Flag(name: .customLong("no-raw-probe"), help: "Skip the raw-device probe (no ratios).")
     var noRawProbe = false
+    @Flag(name: .customLong("no-zip-crc"), help: "Save without the zip CRC-32 of every record (torch.load does not check it).")
+    var noZipCRC = false
+    @Flag(name: .customLong("no-checksums"), help: "Save without the XXH3 checksum sidecar.")
+    var noChecksums = false
     @Flag(help: "Print the workload as JSON (for scripts/bench-vs-torch) and exit.")
     var printWorkload = false
     @Flag(help: "Only run the raw-device probe (write with fsync, cold read) and exit.")
@@ -87,7 +91,8 @@ struct BenchCommand: AsyncParsableCommand {
                 ranks: rankList, loadRanks: loadList, sizeBytes: bytes, repeats: repeats, engine: engineChoice,
                 ioMode: ioMode == .direct ? .direct : .buffered, directory: dir, keep: keep, json: json,
                 outputDirectory: out, progress: !noProgress, label: label, stateMix: stateMix,
-                fullVerify: verify == "full", rawProbe: !noRawProbe, only: groups)
+                fullVerify: verify == "full", rawProbe: !noRawProbe, only: groups,
+                zipCRC32: !noZipCRC, writeChecksums: !noChecksums)
         } catch let error as BenchOptionsError {
             throw ValidationError(error.description)
         }
