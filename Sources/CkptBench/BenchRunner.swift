@@ -63,8 +63,14 @@ public struct BenchRunner: Sendable {
             if !options.keep { try? FileManager.default.removeItem(atPath: work) }
         }
         var context = try RunContext(options: options, workload: workload, work: work, progress: progress, log: log)
-        defer { context.shutdownSync() }
-        let result = try await context.runAll()
+        let result: RunOutcome
+        do {
+            result = try await context.runAll()
+        } catch {
+            progress.finish()
+            await context.shutdown()
+            throw error
+        }
         await context.shutdown()
         if let load = Self.loadAverage() { notes.append("load average at end: \(load)") }
         if options.keep { notes.append("checkpoints kept in \(work)") }
@@ -199,8 +205,6 @@ struct RunContext {
         }
         return configuration
     }
-
-    func shutdownSync() {}
 
     func shutdown() async {
         for engine in engines { await engine.shutdown() }
