@@ -59,6 +59,19 @@ public struct BenchOptions: Sendable, Hashable, Codable {
     public var fullVerify: Bool
     /// Run the raw-device probe (the reference every ratio uses).
     public var rawProbe: Bool
+    /// Scenario groups to run besides the sharded save and its same-size load (`--only`); nil
+    /// runs all of ``scenarioGroups``.
+    public var only: Set<String>?
+    /// Compute the zip CRC-32 of every record at save (`CheckpointOptions.zipCRC32`; `--no-zip-crc` clears it).
+    public var zipCRC32: Bool
+    /// Write the XXH3 checksum sidecar at save (`CheckpointOptions.writeChecksums`; `--no-checksums` clears it).
+    public var writeChecksums: Bool
+
+    /// The optional scenario groups: `reshard`, `consolidate`, `single-file`, `async`.
+    public static let scenarioGroups = ["reshard", "consolidate", "single-file", "async"]
+
+    /// Whether the optional scenario group `group` runs.
+    public func runs(_ group: String) -> Bool { only?.contains(group) ?? true }
 
     /// The defaults: 4 ranks, 1 GiB, 3 repeats, auto engine, direct I/O, `/var/tmp` (disk-backed by
     /// convention, unlike `/tmp` on some systems), results in `results/`.
@@ -78,7 +91,10 @@ public struct BenchOptions: Sendable, Hashable, Codable {
         stateMix: BenchStateMix = .mixedPrecisionAdam,
         seed: UInt64 = BenchContent.defaultSeed,
         fullVerify: Bool = false,
-        rawProbe: Bool = true
+        rawProbe: Bool = true,
+        only: Set<String>? = nil,
+        zipCRC32: Bool = true,
+        writeChecksums: Bool = true
     ) {
         self.ranks = ranks
         self.loadRanks = loadRanks
@@ -96,6 +112,9 @@ public struct BenchOptions: Sendable, Hashable, Codable {
         self.seed = seed
         self.fullVerify = fullVerify
         self.rawProbe = rawProbe
+        self.only = only
+        self.zipCRC32 = zipCRC32
+        self.writeChecksums = writeChecksums
     }
 
     /// Default load rank counts for a checkpoint saved by `saveRanks`: the same count, then 1, 2,

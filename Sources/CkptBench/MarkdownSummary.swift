@@ -84,7 +84,8 @@ public enum MarkdownSummary {
         if let best = saves.max(by: { $0.throughputGBps < $1.throughputGBps }) {
             lines.append("Fastest save: **\(best.name)** at **\(ByteFormat.rate(best.throughputGBps))**"
                 + percent(best.rawDeviceRatio, "raw write"))
-            if let worst = saves.min(by: { $0.throughputGBps < $1.throughputGBps }), worst.name != best.name,
+            let checkpointSaves = saves.filter { $0.group != "consolidation" }
+            if let worst = checkpointSaves.min(by: { $0.throughputGBps < $1.throughputGBps }), worst.name != best.name,
                 worst.throughputGBps > 0
             {
                 lines.append("\(best.name) is "

@@ -86,8 +86,14 @@ public enum ResultsTable {
 
     static func rawDeviceLine(_ reference: RawDeviceReference?) -> String {
         guard let reference else { return "raw device: not measured" }
-        let write = reference.writeGBps.map(ByteFormat.rate) ?? "n/a"
-        let read = reference.readGBps.map(ByteFormat.rate) ?? "n/a"
+        func spread(_ stats: RepeatStatistics?) -> String {
+            guard let stats, stats.samples.count > 1, stats.min > 0 else { return "" }
+            let fast = ScenarioResult.gigabytesPerSecond(bytes: reference.bytes, seconds: stats.min)
+            let slow = ScenarioResult.gigabytesPerSecond(bytes: reference.bytes, seconds: stats.max)
+            return String(format: " [%.2f..%.2f]", slow, fast)
+        }
+        let write = (reference.writeGBps.map(ByteFormat.rate) ?? "n/a") + spread(reference.write)
+        let read = (reference.readGBps.map(ByteFormat.rate) ?? "n/a") + spread(reference.read)
         return "raw device: write \(write), read \(read) (\(reference.method), \(ByteFormat.binary(reference.bytes)))"
     }
 }

@@ -44,6 +44,14 @@ struct BenchCommand: AsyncParsableCommand {
     var mix: String = "mixed"
     @Option(help: "Verification of loaded bytes: sample (3 rows per chunk) or full.")
     var verify: String = "sample"
+    @Option(help: "Optional scenario groups to run, comma-separated: reshard, consolidate, single-file, async, or none (default: all).")
+    var only: String?
+    @Flag(name: .customLong("no-raw-probe"), help: "Skip the raw-device probe (no ratios).")
+    var noRawProbe = false
+    @Flag(name: .customLong("no-zip-crc"), help: "Save without the zip CRC-32 of every record (torch.load does not check it).")
+    var noZipCRC = false
+    @Flag(name: .customLong("no-checksums"), help: "Save without the XXH3 checksum sidecar.")
+    var noChecksums = false
     @Flag(help: "Print the workload as JSON (for scripts/bench-vs-torch) and exit.")
     var printWorkload = false
     @Flag(help: "Only run the raw-device probe (write with fsync, cold read) and exit.")
@@ -73,11 +81,18 @@ struct BenchCommand: AsyncParsableCommand {
                 throw ValidationError("--mix must be one of \(BenchStateMix.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             guard verify == "sample" || verify == "full" else { throw ValidationError("--verify must be sample or full") }
+            let groups = only.map { text -> Set<String> in
+                text == "none" ? [] : Set(text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+            }
+            if let unknown = groups?.subtracting(BenchOptions.scenarioGroups).sorted().first {
+                throw ValidationError("unknown scenario group '\(unknown)' in --only (use \(BenchOptions.scenarioGroups.joined(separator: ", ")))")
+            }
             return BenchOptions(
                 ranks: rankList, loadRanks: loadList, sizeBytes: bytes, repeats: repeats, engine: engineChoice,
                 ioMode: ioMode == .direct ? .direct : .buffered, directory: dir, keep: keep, json: json,
                 outputDirectory: out, progress: !noProgress, label: label, stateMix: stateMix,
-                fullVerify: verify == "full")
+                fullVerify: verify == "full", rawProbe: !noRawProbe, only: groups,
+                zipCRC32: !noZipCRC, writeChecksums: !noChecksums)
         } catch let error as BenchOptionsError {
             throw ValidationError(error.description)
         }
