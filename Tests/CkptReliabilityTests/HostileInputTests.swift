@@ -46,7 +46,7 @@ import Testing
         } catch {
             Issue.record("\(what): \(error)")
         }
-        #expect(ContinuousClock.now - start < .seconds(10), "\(what) took \(ContinuousClock.now - start)")
+        #expect(ContinuousClock.now - start < .seconds(60), "\(what) took \(ContinuousClock.now - start) (a hang bound, not a speed goal)")
     }
 
     @Test func forbiddenAndHostilePicklesAreRejected() async throws {
@@ -187,7 +187,7 @@ import Testing
         let run = try await Self.childParseWithStats("pickle", bytes)
         print("hostile: \(name): \(run.result) after \(run.milliseconds) ms, peak RSS \(run.peakKiB) KiB")
         #expect(run.result.hasPrefix("REJECTED limitExceeded"), "\(name): \(run.result)")
-        #expect(run.milliseconds >= 0 && run.milliseconds < 2000, "\(name): refused after \(run.milliseconds) ms")
+        #expect(run.milliseconds >= 0 && run.milliseconds < 20000, "\(name): refused after \(run.milliseconds) ms (a hang bound)")
         #expect(run.peakKiB < 256 << 10, "\(name): peak RSS \(run.peakKiB) KiB")
     }
 
