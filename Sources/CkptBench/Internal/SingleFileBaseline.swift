@@ -107,7 +107,7 @@ enum SingleFileBaseline {
                 scenario: "single-file write", underlying: "\(writer.storages.count) storages for \(full.count) tensors")
         }
         let file = try engine.open(output, mode: .write(create: true, truncate: true), direct: direct)
-        let out = SequentialFileWriter(engine: engine, file: file)
+        let out = RecordFileWriter(engine: engine, file: file)
         do {
             try await out.append(try writer.start())
             for (index, storage) in writer.storages.enumerated() {
@@ -124,6 +124,7 @@ enum SingleFileBaseline {
             }
             try await out.append(try writer.finish())
             let length = try await out.finish()
+            try await engine.fsync(file)
             try engine.close(file)
             return length
         } catch {

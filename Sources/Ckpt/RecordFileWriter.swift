@@ -1,5 +1,5 @@
 import CCkptHash
-import CkptIO
+public import CkptIO
 
 /// Appends records to one data file using only 4096-aligned transfers.
 ///
@@ -7,15 +7,16 @@ import CkptIO
 /// per file, written asynchronously while the next one fills); large tensor payloads are written
 /// straight from tensor memory at an aligned file offset. The logical end of the file is tracked;
 /// `finish` pads the last block for the aligned write, then truncates the file back to the
-/// logical end.
-final class RecordFileWriter {
-    let engine: IOEngine
-    let file: IOFile
+/// logical end. Used for `.distcp` files, consolidated files and the benchmark's single file.
+/// Not thread-safe: one task appends.
+public final class RecordFileWriter {
+    public let engine: IOEngine
+    public let file: IOFile
     static let alignment = 4096
     private let maxInFlight = 2
 
     /// Logical end of the file: where the next byte goes.
-    private(set) var position = 0
+    public private(set) var position = 0
     private var staging: IOBuffer?
     private var stagingStart = 0
     private var fill = 0
@@ -28,13 +29,13 @@ final class RecordFileWriter {
     private var payloadsInFlight: [Task<Void, any Error>] = []
     private let maxPayloadsInFlight = 4
 
-    init(engine: IOEngine, file: IOFile) {
+    public init(engine: IOEngine, file: IOFile) {
         self.engine = engine
         self.file = file
     }
 
     /// Copies `bytes` to the end of the file.
-    func append(_ bytes: UnsafeRawBufferPointer) async throws {
+    public func append(_ bytes: UnsafeRawBufferPointer) async throws {
         var remaining = bytes
         while !remaining.isEmpty {
             let buffer = try await currentStaging()
@@ -49,7 +50,7 @@ final class RecordFileWriter {
         }
     }
 
-    func append(_ bytes: [UInt8]) async throws {
+    public func append(_ bytes: [UInt8]) async throws {
         var done = 0
         while done < bytes.count {
             let buffer = try await currentStaging()
@@ -66,7 +67,7 @@ final class RecordFileWriter {
     }
 
     /// Appends zero bytes up to the next multiple of the alignment.
-    func padToAlignment() async throws {
+    public func padToAlignment() async throws {
         let pad = (Self.alignment - position % Self.alignment) % Self.alignment
         guard pad > 0 else { return }
         let zeros = [UInt8](repeating: 0, count: pad)
@@ -106,7 +107,7 @@ final class RecordFileWriter {
 
     /// Writes what is staged, waits for every transfer, truncates to the logical end.
     /// Returns the file length.
-    func finish() async throws -> Int {
+    public func finish() async throws -> Int {
         try await flushStaging()
         try await drain()
         if let size = try? engine.size(of: file), size != Int64(position) {
@@ -116,7 +117,7 @@ final class RecordFileWriter {
     }
 
     /// Releases staging buffers after a failure (waits for transfers in flight first).
-    func abandon() async {
+    public func abandon() async {
         for task in inFlight + payloadsInFlight { _ = try? await task.value }
         inFlight.removeAll()
         payloadsInFlight.removeAll()
