@@ -27,7 +27,7 @@ public final class RecordFileWriter {
     /// Direct payload writes in flight (from caller memory: they hold no pool buffer). Several
     /// records' payloads overlap, so the device queue does not drain between records.
     private var payloadsInFlight: [Task<Void, any Error>] = []
-    private let maxPayloadsInFlight = 4
+    private let maxPayloadsInFlight = 16
 
     public init(engine: IOEngine, file: IOFile) {
         self.engine = engine
