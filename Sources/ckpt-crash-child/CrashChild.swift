@@ -18,6 +18,7 @@
 import Ckpt
 import CkptFormat
 import CkptIO
+import CkptTestSupport
 import Foundation
 import Glibc
 

@@ -1,23 +1,20 @@
-import Ckpt
-import CkptFormat
-import CkptTestSupport
+public import Ckpt
+public import CkptFormat
 
 /// The deterministic state the crash child saves: a few tensors (several dtypes, row-sharded over
 /// the ranks as `torch.chunk` does, plus one replicated tensor) and two values, all derived from a
-/// seed. `Tests/CkptReliabilityTests/CrashRecipe.swift` holds the same recipe (the tests cannot
-/// import an executable); the child's `expect` command prints the fingerprints of this copy so
-/// the tests detect any drift between the two.
-enum CrashRecipe {
-    struct Tensor {
-        var fqn: String
-        var dtype: DType
-        var shape: [Int]
-        var bytes: [UInt8]
+/// seed. Shared by `ckpt-crash-child` and `CkptReliabilityTests`.
+public enum CrashRecipe {
+    public struct Tensor: Sendable {
+        public var fqn: String
+        public var dtype: DType
+        public var shape: [Int]
+        public var bytes: [UInt8]
 
-        var rowBytes: Int { shape.dropFirst().reduce(1, *) * dtype.itemSize }
+        public var rowBytes: Int { shape.dropFirst().reduce(1, *) * dtype.itemSize }
     }
 
-    static func tensors(seed: UInt64, rows: Int) -> [Tensor] {
+    public static func tensors(seed: UInt64, rows: Int) -> [Tensor] {
         let specs: [(String, DType, [Int])] = [
             ("model.embed.weight", .float32, [rows, 64]),
             ("model.layers.0.w", .bfloat16, [rows / 2 + 1, 48]),
@@ -46,7 +43,7 @@ enum CrashRecipe {
 
     /// Rows `[lo, hi)` of a tensor held by `rank` of `ranks` (torch.chunk split of dim 0); the
     /// last tensor (`model.scale`) is replicated on every rank.
-    static func rows(of tensor: Tensor, index: Int, rank: Int, ranks: Int) -> Range<Int> {
+    public static func rows(of tensor: Tensor, index: Int, rank: Int, ranks: Int) -> Range<Int> {
         let extent = tensor.shape[0]
         if index == 4 { return 0..<extent }
         let step = (extent + ranks - 1) / ranks
@@ -54,12 +51,12 @@ enum CrashRecipe {
         return lo..<min(lo + step, extent)
     }
 
-    static func values(seed: UInt64) -> [(String, TorchValue)] {
+    public static func values(seed: UInt64) -> [(String, TorchValue)] {
         [("trainer.step", .int(Int64(seed % 1_000_000))), ("trainer.note", .string("crash-seed-\(seed)"))]
     }
 
     /// One rank's state dict.
-    static func state(seed: UInt64, rows: Int, rank: Int, ranks: Int) -> StateDict {
+    public static func state(seed: UInt64, rows: Int, rank: Int, ranks: Int) -> StateDict {
         var state = StateDict()
         for (i, tensor) in tensors(seed: seed, rows: rows).enumerated() {
             let range = Self.rows(of: tensor, index: i, rank: rank, ranks: ranks)
@@ -83,7 +80,7 @@ enum CrashRecipe {
     }
 
     /// FNV-1a 64 of a tensor's bytes (a fingerprint for drift detection, not a checksum).
-    static func fingerprint(_ bytes: [UInt8]) -> UInt64 {
+    public static func fingerprint(_ bytes: [UInt8]) -> UInt64 {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
         return h
