@@ -98,14 +98,14 @@ let package = Package(
         // Helpers shared by the test targets (PRNG, SHA-256, fixtures, temp dirs); not a product.
         .target(
             name: "CkptTestSupport",
-            dependencies: ["Ckpt", "CkptIO", "CkptFormat"],
+            dependencies: ["Ckpt", "CkptIO", "CkptFormat", "CkptPlan"],
             path: "Sources/CkptTestSupport",
             swiftSettings: swiftSettings
         ),
         // The Swift side of scripts/interop (round trips with real PyTorch); not a user tool.
         .executableTarget(
             name: "ckpt-interop",
-            dependencies: ["Ckpt", "CkptFormat", "CkptIO"],
+            dependencies: ["Ckpt", "CkptFormat", "CkptIO", "CkptPlan"],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "CkptIOTests", dependencies: ["CkptIO", "CkptTestSupport"], swiftSettings: swiftSettings),

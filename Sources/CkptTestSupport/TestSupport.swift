@@ -1,4 +1,5 @@
 public import CkptFormat
+import CkptPlan
 import Foundation
 public import Ckpt
 public import CkptIO
@@ -61,31 +62,12 @@ public struct GlobalTensor: Sendable {
         bytes = (0..<n).map { _ in UInt8.random(in: 0...255, using: &rng) }
     }
 
-    /// Visits the contiguous rows of a block: (byte offset in the global tensor, byte offset in the
-    /// block, byte length).
+    /// Visits the contiguous runs of a block: (byte offset in the global tensor, byte offset in
+    /// the block, byte length).
     public func forEachRow(offsets: [Int], sizes: [Int], _ body: (Int, Int, Int) -> Void) {
-        let e = dtype.itemSize
-        if shape.isEmpty { body(0, 0, e); return }
-        if sizes.contains(0) { return }
-        let last = shape.count - 1
-        var globalStrides = [Int](repeating: e, count: shape.count)
-        for d in stride(from: last - 1, through: 0, by: -1) { globalStrides[d] = globalStrides[d + 1] * shape[d + 1] }
-        let rowBytes = sizes[last] * e
-        var index = [Int](repeating: 0, count: last)
-        var blockOffset = 0
-        while true {
-            var g = offsets[last] * e
-            for d in 0..<last { g += (offsets[d] + index[d]) * globalStrides[d] }
-            body(g, blockOffset, rowBytes)
-            blockOffset += rowBytes
-            var d = last - 1
-            while d >= 0 {
-                index[d] += 1
-                if index[d] < sizes[d] { break }
-                index[d] = 0
-                d -= 1
-            }
-            if d < 0 { break }
+        ChunkBox(offsets: offsets, sizes: sizes).forEachContiguousRun(inTensorOfShape: shape, elementSize: dtype.itemSize) {
+            body($0, $1, $2)
+            return true
         }
     }
 

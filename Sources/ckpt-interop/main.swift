@@ -9,6 +9,7 @@
 import Ckpt
 import CkptFormat
 import CkptIO
+import CkptPlan
 import Foundation
 
 struct Layout: Decodable {
@@ -26,27 +27,12 @@ func fail(_ message: String) -> Never {
     exit(1)
 }
 
-/// C-order rows of a block inside a tensor of `shape`: (source byte offset, length) pairs in block order.
+/// Contiguous runs of a block inside a tensor of `shape`: (source byte offset, length) in block order.
 func rows(shape: [Int], offsets: [Int], sizes: [Int], elementSize: Int) -> [(Int, Int)] {
-    if shape.isEmpty { return [(0, elementSize)] }
-    if sizes.contains(0) { return [] }
-    var strides = [Int](repeating: elementSize, count: shape.count)
-    for d in stride(from: shape.count - 2, through: 0, by: -1) { strides[d] = strides[d + 1] * shape[d + 1] }
-    let last = shape.count - 1
     var out: [(Int, Int)] = []
-    var index = [Int](repeating: 0, count: last)
-    while true {
-        var g = offsets[last] * elementSize
-        for d in 0..<last { g += (offsets[d] + index[d]) * strides[d] }
-        out.append((g, sizes[last] * elementSize))
-        var d = last - 1
-        while d >= 0 {
-            index[d] += 1
-            if index[d] < sizes[d] { break }
-            index[d] = 0
-            d -= 1
-        }
-        if d < 0 { break }
+    ChunkBox(offsets: offsets, sizes: sizes).forEachContiguousRun(inTensorOfShape: shape, elementSize: elementSize) {
+        out.append(($0, $2))
+        return true
     }
     return out
 }

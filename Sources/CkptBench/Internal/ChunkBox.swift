@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CkptPlan
 
 /// A validated chunk box of a row-major tensor, decomposed into contiguous byte runs.
 struct ChunkBox {
@@ -49,36 +50,8 @@ struct ChunkBox {
     /// chunk order; stops early when `body` returns false.
     func forEachRun(_ body: (Int, Int, Int) -> Bool) {
         guard byteCount > 0 else { return }
-        let rank = shape.count
-        guard rank > 0 else {
-            _ = body(0, 0, elementSize)
-            return
-        }
-        // Dimensions after `split` are covered completely, so each run spans from `split` inward.
-        var split = rank - 1
-        while split > 0, offsets[split] == 0, sizes[split] == shape[split] {
-            split -= 1
-        }
-        let runLength = sizes[split] * strides[split]
-        var index = [Int](repeating: 0, count: split)
-        var local = 0
-        while true {
-            var global = offsets[split] * strides[split]
-            for dimension in 0..<split {
-                global += (offsets[dimension] + index[dimension]) * strides[dimension]
-            }
-            guard body(global, local, runLength) else { return }
-            local += runLength
-            // Odometer over the outer dimensions.
-            var dimension = split - 1
-            while dimension >= 0 {
-                index[dimension] += 1
-                if index[dimension] < sizes[dimension] { break }
-                index[dimension] = 0
-                dimension -= 1
-            }
-            if dimension < 0 { return }
-        }
+        CkptPlan.ChunkBox(offsets: offsets, sizes: sizes)
+            .forEachContiguousRun(inTensorOfShape: shape, elementSize: elementSize, body)
     }
 
     /// Global coordinates of the element that holds global byte `offset`.
