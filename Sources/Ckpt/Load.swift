@@ -16,6 +16,8 @@ extension Checkpointer {
     /// checksums.
     public func load(into state: StateDict, from directory: String) async throws -> LoadReport {
         engine.buffers.resetPeak()
+        let clock = ContinuousClock()
+        let start = clock.now
         // 1. Rank 0 reads `.metadata` (and the sidecar) once; everyone gets the bytes.
         var packed: [UInt8]?
         if isCoordinator {
@@ -27,7 +29,10 @@ extension Checkpointer {
         let (metadata, sidecar) = try Self.decodeCommitted(
             directory: directory, metadata: parts[1], sidecar: parts[2], verify: options.verifyChecksums)
         var loader = LoadExecution(directory: directory, metadata: metadata, sidecar: sidecar, engine: engine, options: options)
-        return try await loader.run(state)
+        let decoded = clock.now
+        var report = try await loader.run(state)
+        report.phases.metadata = (decoded - start).seconds
+        return report
     }
 
     /// Decodes `.metadata` and (when verifying) the sidecar, checking they belong together.
@@ -145,6 +150,14 @@ struct LoadExecution {
     }
 
     mutating func run(_ state: StateDict) async throws -> LoadReport {
+        let clock = ContinuousClock()
+        var mark = clock.now
+        var phases = LoadPhases()
+        func lap() -> Double {
+            let now = clock.now
+            defer { mark = now }
+            return (now - mark).seconds
+        }
         // Phase 1: overlaps from metadata.
         var destinations: [TensorBuffer] = []
         var plans: [TensorOverlapPlan] = []
@@ -203,12 +216,15 @@ struct LoadExecution {
         let files = try openFiles()
         defer { for file in files { try? engine.close(file) } }
         let fileSizes = try checkLengths(files, needed: needed, values: valueRequests)
+        phases.plan = lap()
 
         // Phase 3: small records are read whole, neighbours together, and served at once; the
         // others are located from their heads and read by the plan below.
         let small = try await serveSmallRecords(
             &needed, plans: plans, destinations: destinations, files: files, fileSizes: fileSizes)
+        phases.smallRecords = lap()
         let headBytes = try await locatePayloads(&needed, files: files, fileSizes: fileSizes)
+        phases.heads = lap()
         let headerBytes = headBytes + small.bytesRead - small.payloadBytes
         var payloads: [[Int: PayloadLocation]] = Array(repeating: [:], count: plans.count)
         for chunk in needed {
@@ -233,6 +249,7 @@ struct LoadExecution {
         var (directCount, transferred) = try await execute(
             readPlan, files: files, fileSizes: fileSizes, destinations: destinations, served: small.served)
         transferred += small.bytesRead + headBytes
+        phases.reads = lap()
 
         // Phase 5: values, checksums.
         var values: [String: TorchValue] = [:]
@@ -243,11 +260,12 @@ struct LoadExecution {
         if let sidecar {
             verified = try await verify(needed, values: valueRequests, sidecar: sidecar, files: files)
         }
+        phases.finish = lap()
         return LoadReport(
             neededBytes: readPlan.neededBytes, payloadBytesRead: readPlan.readBytes, transferredBytes: transferred,
             headerBytesRead: headerBytes,
             readCount: readPlan.readCount, directReadCount: directCount, verifiedChunks: verified,
-            peakBufferBytes: engine.buffers.peakHeldBytes, values: values)
+            peakBufferBytes: engine.buffers.peakHeldBytes, values: values, phases: phases)
     }
 
     private func savedEntry(_ fqn: String) -> SavedEntry? {

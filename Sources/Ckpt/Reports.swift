@@ -41,5 +41,23 @@ public struct LoadReport: Sendable {
     public var peakBufferBytes: Int
     /// Non-tensor values loaded, by fqn.
     public var values: [String: TorchValue]
+    /// Wall-clock seconds of each phase on this rank.
+    public var phases = LoadPhases()
+}
+
+/// Where a load's time went on one rank (seconds, wall clock).
+public struct LoadPhases: Sendable, Codable, Hashable {
+    /// Reading, broadcasting and decoding `.metadata` (and the sidecar).
+    public var metadata: Double = 0
+    /// Planning overlaps and opening files.
+    public var plan: Double = 0
+    /// Reading small records whole and serving them.
+    public var smallRecords: Double = 0
+    /// Reading the heads of large records to locate their payloads.
+    public var heads: Double = 0
+    /// Payload reads and scatter.
+    public var reads: Double = 0
+    /// Values and checksum verification.
+    public var finish: Double = 0
 }
 

@@ -424,6 +424,7 @@ struct RunContext {
         var needed = 0
         var bufferPeak = 0
         var verified = 0
+        var phases: [LoadPhases] = []
         for index in 0..<options.repeats {
             repeatProgress(name, index)
             // Poison the destination so a load that writes nothing cannot pass verification.
@@ -444,6 +445,7 @@ struct RunContext {
             read = reports.reduce(0) { $0 + $1.payloadBytesRead + $1.headerBytesRead }
             needed = reports.reduce(0) { $0 + $1.neededBytes }
             bufferPeak = max(bufferPeak, reports.map(\.peakBufferBytes).max() ?? 0)
+            phases.append(contentsOf: reports.map(\.phases))
             // Outside the timed region: check the bytes and the values.
             verified = 0
             for (rank, target) in targets.enumerated() {
@@ -460,7 +462,18 @@ struct RunContext {
                 options.ioMode == .direct ? "cold, O_DIRECT" : "cold, cache dropped",
                 "rank pool peak \(ByteFormat.binary(bufferPeak))",
                 "verified \(ByteFormat.binary(verified))\(options.fullVerify ? " (all)" : "")",
+                Self.describe(phases),
             ])
+    }
+
+    /// Median per phase over every rank and repeat.
+    static func describe(_ phases: [LoadPhases]) -> String {
+        func median(_ key: KeyPath<LoadPhases, Double>) -> String {
+            let values = phases.map { $0[keyPath: key] }.sorted()
+            guard !values.isEmpty else { return "-" }
+            return String(format: "%.3f", values[values.count / 2])
+        }
+        return "rank phases (median s): metadata \(median(\.metadata)), plan \(median(\.plan)), small records \(median(\.smallRecords)), heads \(median(\.heads)), reads \(median(\.reads)), finish \(median(\.finish))"
     }
 
     func checkValues(_ values: [String: TorchValue], rank: Int) throws {
