@@ -146,3 +146,8 @@ int ckpt_rename(const char *from, const char *to, int exchange) {
     int rc = exchange ? renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_EXCHANGE) : rename(from, to);
     return rc == 0 ? 0 : -errno;
 }
+
+int ckpt_fallocate(int fd, long long offset, long long length) {
+    int rc = fallocate(fd, 0, (off_t)offset, (off_t)length);
+    return rc == 0 ? 0 : -errno;
+}

@@ -210,6 +210,14 @@ public final class Checkpointer: Sendable {
         var records: [WriteResultMessage.Record] = []
         var payloadBytes = 0
         do {
+            // Preallocate about the final length (payloads plus a generous allowance for record
+            // headers and alignment; `finish` trims the rest, the writer grows past it if needed).
+            try writer.reserve(work.reduce(0) { total, item in
+                if case .chunk(let dtype, let chunk) = item.source {
+                    return total + chunk.elementCount * dtype.itemSize + 2 * RecordFileWriter.alignment
+                }
+                return total + RecordFileWriter.alignment
+            })
             // BYTE_IO records first (DCP order), then tensors.
             let ordered = work.filter { if case .value = $0.source { true } else { false } }
                 + work.filter { if case .chunk = $0.source { true } else { false } }

@@ -218,37 +218,74 @@ struct LoadExecution {
         let fileSizes = try checkLengths(files, needed: needed, values: valueRequests)
         phases.plan = lap()
 
-        // Phase 3: small records are read whole, neighbours together, and served at once; the
-        // others are located from their heads and read by the plan below.
-        let small = try await serveSmallRecords(
-            &needed, plans: plans, destinations: destinations, files: files, fileSizes: fileSizes)
-        phases.smallRecords = lap()
-        let headBytes = try await locatePayloads(&needed, files: files, fileSizes: fileSizes)
-        phases.heads = lap()
-        let headerBytes = headBytes + small.bytesRead - small.payloadBytes
-        var payloads: [[Int: PayloadLocation]] = Array(repeating: [:], count: plans.count)
-        for chunk in needed {
-            guard let payload = chunk.payload else { continue }
-            payloads[chunk.tensor][chunk.savedChunk] = payload
-        }
-        let sources = plans.enumerated().map { TensorReadSource(plan: $1, payloads: payloads[$0]) }
-        var readOptions = options.readPlan
-        // Staged reads are widened to whole 4096-byte blocks: keep room for that in a pool buffer.
-        readOptions.maxReadSize = min(readOptions.maxReadSize, engine.buffers.bufferSize - 2 * TensorBuffer.alignment)
-        let readPlan: ReadPlan
-        do {
-            readPlan = try LoadPlanner.planReads(tensors: sources, options: readOptions)
-        } catch {
-            throw CheckpointError(.corrupt, "loading '\(directory)': \(error)", underlying: error)
-        }
-
-        // Phase 4: read and scatter.
+        // Phase 3: the heads of the records not read whole locate their payloads (a few
+        // milliseconds, while the device queue is still empty); then one pipeline, in file order
+        // with a bounded number in flight, reads small records whole (neighbours together, served
+        // at once) and the planned payload ranges (straight into destinations where aligned).
         guard engine.buffers.bufferSize >= 4 * TensorBuffer.alignment else {
             throw CheckpointError(.invalidArgument, "the I/O engine's buffers (\(engine.buffers.bufferSize) bytes) must be at least 16 KiB for loads")
         }
-        var (directCount, transferred) = try await execute(
-            readPlan, files: files, fileSizes: fileSizes, destinations: destinations, served: small.served)
-        transferred += small.bytesRead + headBytes
+        let smallLimit = min(Self.smallRecordLimit, engine.buffers.bufferSize - 3 * TensorBuffer.alignment)
+        var neededPerChunk: [[Int: Int]] = Array(repeating: [:], count: plans.count)
+        for (t, plan) in plans.enumerated() {
+            for overlap in plan.overlaps { neededPerChunk[t][overlap.savedChunk, default: 0] += overlap.byteCount }
+        }
+        // Only records the rank needs whole: reading a partly needed one whole would fetch bytes
+        // nobody asked for.
+        let smallCandidates = needed.indices.filter { i in
+            let chunk = needed[i]
+            let bytes = chunk.box.sizes.reduce(chunk.dtype.itemSize, *)
+            return chunk.recordLength <= smallLimit && neededPerChunk[chunk.tensor][chunk.savedChunk] == bytes
+        }
+        let smallSet = Set(smallCandidates)
+        let others = needed.indices.filter { !smallSet.contains($0) }
+        // Where a record has the exact length of a standard torch.save record of its dtype and
+        // shape, its payload is predicted and read right away; its head is read in the same
+        // pipeline and checked against the prediction afterwards (a wrong guess is read again).
+        var layouts = LayoutCache()
+        var unpredicted: [Int] = []
+        var items = smallGroups(smallCandidates, needed: needed, fileSizes: fileSizes)
+        for i in others {
+            if let predicted = layouts.predict(needed[i]) {
+                needed[i].payload = predicted
+                let start = needed[i].recordOffset / TensorBuffer.alignment * TensorBuffer.alignment
+                let end = min(
+                    (predicted.offset + TensorBuffer.alignment - 1) / TensorBuffer.alignment * TensorBuffer.alignment,
+                    fileSizes[needed[i].file])
+                items.append(.head(file: needed[i].file, start: start, end: end, chunk: i))
+            } else {
+                unpredicted.append(i)
+            }
+        }
+        var headBytes = try await locatePayloads(&needed, only: unpredicted, files: files, fileSizes: fileSizes)
+        phases.heads = lap()
+        var readPlan = try plannedReads(others, needed: needed, plans: plans)
+        for filePlan in readPlan.files {
+            for read in filePlan.reads where read.length > 0 { items.append(.planned(file: filePlan.file, read: read)) }
+        }
+        var done = try await runReads(items, needed: needed, plans: plans, destinations: destinations, files: files, fileSizes: fileSizes)
+        for served in done.served { needed[served.index].payload = served.payload }
+        headBytes += done.headBytesRead
+        // Records the small path could not serve (DCP's safetensors variant) and wrong guesses:
+        // heads first, then their planned reads.
+        let servedSet = Set(done.served.map(\.index))
+        for i in done.mispredicted { needed[i].payload = nil }
+        let leftovers = smallCandidates.filter { !servedSet.contains($0) } + done.mispredicted
+        if !leftovers.isEmpty {
+            headBytes += try await locatePayloads(&needed, only: leftovers, files: files, fileSizes: fileSizes)
+            let more = try plannedReads(leftovers, needed: needed, plans: plans)
+            var moreItems: [DataRead] = []
+            for filePlan in more.files {
+                for read in filePlan.reads where read.length > 0 { moreItems.append(.planned(file: filePlan.file, read: read)) }
+            }
+            let again = try await runReads(
+                moreItems, needed: needed, plans: plans, destinations: destinations, files: files, fileSizes: fileSizes)
+            done.add(again)
+            readPlan.readBytes += more.readBytes
+            readPlan.files += more.files
+        }
+        let headerBytes = headBytes + done.smallBytesRead - done.smallPayloadBytes
+        let transferred = done.transferred + headBytes
         phases.reads = lap()
 
         // Phase 5: values, checksums.
@@ -262,9 +299,9 @@ struct LoadExecution {
         }
         phases.finish = lap()
         return LoadReport(
-            neededBytes: readPlan.neededBytes, payloadBytesRead: readPlan.readBytes, transferredBytes: transferred,
-            headerBytesRead: headerBytes,
-            readCount: readPlan.readCount, directReadCount: directCount, verifiedChunks: verified,
+            neededBytes: plans.reduce(0) { $0 + $1.neededBytes }, payloadBytesRead: readPlan.readBytes + done.smallPayloadBytes,
+            transferredBytes: transferred, headerBytesRead: headerBytes,
+            readCount: done.readCount, directReadCount: done.directCount, verifiedChunks: verified,
             peakBufferBytes: engine.buffers.peakHeldBytes, values: values, phases: phases)
     }
 
@@ -330,40 +367,102 @@ struct LoadExecution {
         return sizes
     }
 
-    /// Payload ranges already copied to their destinations, per file (sorted by offset).
-    struct ServedRanges: Sendable {
-        var ranges: [Int: [Range<Int>]] = [:]
-
-        func contains(file: Int, offset: Int) -> Bool {
-            guard let list = ranges[file] else { return false }
-            var lo = 0, hi = list.count
-            while lo < hi {
-                let mid = (lo + hi) / 2
-                if list[mid].upperBound <= offset { lo = mid + 1 } else { hi = mid }
-            }
-            return lo < list.count && list[lo].contains(offset)
-        }
-    }
-
     /// Records up to this size are read whole (header and payload in one transfer).
     static let smallRecordLimit = 1 << 20
 
-    /// Reads small records whole, grouping neighbours of the same file into one transfer of at
-    /// most a pool buffer, locates each payload, and copies the needed runs to their destinations
-    /// right away: one I/O for many small tensors instead of a header read plus a payload read
-    /// each. Records it cannot serve (DCP's safetensors variant) are left to the general path.
-    private func serveSmallRecords(
-        _ needed: inout [NeededChunk], plans: [TensorOverlapPlan], destinations: [TensorBuffer], files: [IOFile],
-        fileSizes: [Int]
-    ) async throws -> (served: ServedRanges, bytesRead: Int, payloadBytes: Int) {
+    /// One read of the data pipeline.
+    enum DataRead: Sendable {
+        /// Neighbouring small records of one file, read whole in one transfer (the `members` are
+        /// indices of needed chunks).
+        case group(file: Int, start: Int, end: Int, members: [Int])
+        /// A planned payload range.
+        case planned(file: Int, read: PlannedRead)
+        /// The head of a record whose payload was predicted: checked once read.
+        case head(file: Int, start: Int, end: Int, chunk: Int)
+
+        var file: Int {
+            switch self {
+            case .group(let file, _, _, _), .planned(let file, _), .head(let file, _, _, _): file
+            }
+        }
+
+        var offset: Int {
+            switch self {
+            case .group(_, let start, _, _), .head(_, let start, _, _): start
+            case .planned(_, let read): read.offset
+            }
+        }
+    }
+
+    /// What the data pipeline did.
+    struct DataReadsDone: Sendable {
+        struct Served: Sendable {
+            var index: Int
+            var payload: PayloadLocation
+        }
+        /// Small records served, with their payload locations.
+        var served: [Served] = []
+        var smallBytesRead = 0
+        var smallPayloadBytes = 0
+        var headBytesRead = 0
+        /// Chunks whose predicted payload location their head contradicts.
+        var mispredicted: [Int] = []
+        var readCount = 0
+        var directCount = 0
+        /// Every byte transferred (staged reads widened to whole blocks).
+        var transferred = 0
+
+        mutating func add(_ other: DataReadsDone) {
+            served += other.served
+            smallBytesRead += other.smallBytesRead
+            smallPayloadBytes += other.smallPayloadBytes
+            headBytesRead += other.headBytesRead
+            mispredicted += other.mispredicted
+            readCount += other.readCount
+            directCount += other.directCount
+            transferred += other.transferred
+        }
+    }
+
+    /// Predicted payload locations of standard torch.save records, one layout per (dtype, shape).
+    private struct LayoutCache {
+        struct Key: Hashable {
+            var dtype: DType
+            var shape: [Int]
+        }
+        /// Per key: the record length and payload offset for each candidate alignment.
+        private var layouts: [Key: [(recordLength: Int, payloadOffset: Int)]] = [:]
+
+        /// The payload location if the record's length is that of a standard record (written with
+        /// 4096-byte payload alignment, as ckpt does for large payloads, or 64, as torch.save does).
+        mutating func predict(_ chunk: NeededChunk) -> PayloadLocation? {
+            let key = Key(dtype: chunk.dtype, shape: chunk.box.sizes)
+            if layouts[key] == nil {
+                var candidates: [(recordLength: Int, payloadOffset: Int)] = []
+                for alignment in [4096, 64] {
+                    if let layout = try? TorchTensorRecord.layout(
+                        dtype: chunk.dtype, shape: chunk.box.sizes, payloadCRC32: 0, alignment: alignment)
+                    {
+                        candidates.append((layout.recordLength, layout.payloadOffset))
+                    }
+                }
+                layouts[key] = candidates
+            }
+            let bytes = chunk.box.sizes.reduce(chunk.dtype.itemSize, *)
+            guard let match = layouts[key]?.first(where: { $0.recordLength == chunk.recordLength }), bytes > 0 else { return nil }
+            return PayloadLocation(file: chunk.file, offset: chunk.recordOffset + match.payloadOffset, length: bytes)
+        }
+    }
+
+    /// Groups small records of the same file lying near each other (gaps of at most 64 KiB) into
+    /// reads of at most a pool buffer.
+    private func smallGroups(_ candidates: [Int], needed: [NeededChunk], fileSizes: [Int]) -> [DataRead] {
         let alignment = TensorBuffer.alignment
         let span = engine.buffers.bufferSize - 2 * alignment
-        let limit = min(Self.smallRecordLimit, span)
-        let candidates = needed.indices.filter { needed[$0].recordLength <= limit }
+        let sorted = candidates.filter { needed[$0].recordLength <= span - alignment }
             .sorted { (needed[$0].file, needed[$0].recordOffset) < (needed[$1].file, needed[$1].recordOffset) }
-        // Groups of neighbouring records: same file, gaps of at most 64 KiB, span within a buffer.
         var groups: [[Int]] = []
-        for i in candidates {
+        for i in sorted {
             let chunk = needed[i]
             if let last = groups.last?.last, let first = groups.last?.first,
                 needed[last].file == chunk.file,
@@ -375,88 +474,168 @@ struct LoadExecution {
                 groups.append([i])
             }
         }
-        guard !groups.isEmpty else { return (ServedRanges(), 0, 0) }
-        struct Served: Sendable {
-            var index: Int
-            var payload: PayloadLocation
+        return groups.map { group in
+            let f = needed[group[0]].file
+            let first = needed[group[0]].recordOffset
+            let last = group.map { needed[$0].recordOffset + needed[$0].recordLength }.max() ?? first
+            let start = first / alignment * alignment
+            let end = min((last + alignment - 1) / alignment * alignment, fileSizes[f])
+            return .group(file: f, start: start, end: end, members: group)
         }
-        let engine = self.engine
-        let snapshot = needed
-        let workers = max(1, min(groups.count, engine.buffers.bufferCount / 2, 8))
-        let frozenGroups = groups
-        let results = try await withThrowingTaskGroup(of: ([Served], Int).self) { tasks in
-            for w in 0..<workers {
-                tasks.addTask {
-                    var served: [Served] = []
-                    var bytes = 0
-                    var g = w
-                    while g < frozenGroups.count {
-                        let group = frozenGroups[g]
-                        let f = snapshot[group[0]].file
-                        let first = snapshot[group[0]].recordOffset
-                        let last = group.map { snapshot[$0].recordOffset + snapshot[$0].recordLength }.max() ?? first
-                        let start = first / alignment * alignment
-                        let end = min((last + alignment - 1) / alignment * alignment, fileSizes[f])
-                        let buffer = try await engine.buffers.acquire()
-                        do {
-                            let window = UnsafeMutableRawBufferPointer(rebasing: buffer.bytes[..<(end - start)])
-                            try await engine.read(files[f], at: Int64(start), into: window)
-                            bytes += end - start
-                            for i in group {
-                                var chunk = snapshot[i]
-                                let at = chunk.recordOffset - start
-                                let record = UnsafeRawBufferPointer(rebasing: window[at..<(at + chunk.recordLength)])
-                                // Only zip records: the safetensors variant's length is not its blob's.
-                                guard record.count >= 4, record.loadUnaligned(as: UInt32.self) == 0x0403_4B50 else { continue }
-                                guard try locate(&chunk, head: record) == nil, let payload = chunk.payload else {
-                                    throw CheckpointError(
-                                        .corrupt, "'\(path(chunk.file))' at offset \(chunk.recordOffset): record of '\(chunk.fqn)' does not hold its payload")
-                                }
-                                let plan = plans[chunk.tensor]
-                                for overlap in plan.overlaps where overlap.savedChunk == chunk.savedChunk {
-                                    for run in LoadPlanner.copyRuns(for: overlap, in: plan, payload: payload) {
-                                        let from = run.sourceOffset - start
-                                        let dest = destinations[run.destination].bytes
-                                        UnsafeMutableRawBufferPointer(rebasing: dest[run.destinationOffset..<(run.destinationOffset + run.length)])
-                                            .copyMemory(from: UnsafeRawBufferPointer(rebasing: window[from..<(from + run.length)]))
-                                    }
-                                }
-                                served.append(Served(index: i, payload: payload))
-                            }
-                            engine.buffers.release(buffer)
-                        } catch {
-                            engine.buffers.release(buffer)
-                            throw error
+    }
+
+    /// The read plan for the parts the rank needs of the located chunks `indices`.
+    private func plannedReads(_ indices: [Int], needed: [NeededChunk], plans: [TensorOverlapPlan]) throws -> ReadPlan {
+        var payloads: [[Int: PayloadLocation]] = Array(repeating: [:], count: plans.count)
+        var chunksByTensor: [Set<Int>] = Array(repeating: [], count: plans.count)
+        for i in indices {
+            guard let payload = needed[i].payload else { continue }
+            payloads[needed[i].tensor][needed[i].savedChunk] = payload
+            chunksByTensor[needed[i].tensor].insert(needed[i].savedChunk)
+        }
+        var sources: [TensorReadSource] = []
+        for (t, plan) in plans.enumerated() where !chunksByTensor[t].isEmpty {
+            sources.append(TensorReadSource(plan: plan.restricted(toSavedChunks: chunksByTensor[t]), payloads: payloads[t]))
+        }
+        var readOptions = options.readPlan
+        // Staged reads are widened to whole 4096-byte blocks: keep room for that in a pool buffer.
+        readOptions.maxReadSize = min(readOptions.maxReadSize, engine.buffers.bufferSize - 2 * TensorBuffer.alignment)
+        do {
+            return try LoadPlanner.planReads(tensors: sources, options: readOptions)
+        } catch {
+            throw CheckpointError(.corrupt, "loading '\(directory)': \(error)", underlying: error)
+        }
+    }
+
+    /// Runs the reads in file order with at most the engine's queue depth in flight: planned
+    /// reads straight into destination memory when they land contiguously, otherwise (and small
+    /// record groups) through a pool buffer whole 4096-byte blocks at a time, then copied out.
+    private func runReads(
+        _ items: [DataRead], needed: [NeededChunk], plans: [TensorOverlapPlan], destinations: [TensorBuffer],
+        files: [IOFile], fileSizes: [Int]
+    ) async throws -> DataReadsDone {
+        let items = items.sorted { ($0.file, $0.offset) < ($1.file, $1.offset) }
+        let window = max(2, min(engine.configuration.queueDepth, engine.buffers.bufferCount))
+        let this = self
+        do {
+            return try await withThrowingTaskGroup(of: DataReadsDone.self) { group in
+                var total = DataReadsDone()
+                var next = 0
+                var running = 0
+                while next < items.count || running > 0 {
+                    while running < window && next < items.count {
+                        let item = items[next]
+                        group.addTask {
+                            try await this.runRead(
+                                item, needed: needed, plans: plans, destinations: destinations, files: files, fileSizes: fileSizes)
                         }
-                        g += workers
+                        next += 1
+                        running += 1
                     }
-                    return (served, bytes)
+                    if let one = try await group.next() {
+                        total.add(one)
+                        running -= 1
+                    }
                 }
+                return total
             }
-            var all: ([Served], Int) = ([], 0)
-            for try await part in tasks {
-                all.0 += part.0
-                all.1 += part.1
+        } catch let error as IOError {
+            let name = error.path.map { ($0 as NSString).lastPathComponent } ?? fileNames.first ?? ""
+            throw CheckpointError(.io, "reading '\(directory)/\(name)'", underlying: error)
+        }
+    }
+
+    private func runRead(
+        _ item: DataRead, needed: [NeededChunk], plans: [TensorOverlapPlan], destinations: [TensorBuffer],
+        files: [IOFile], fileSizes: [Int]
+    ) async throws -> DataReadsDone {
+        let alignment = TensorBuffer.alignment
+        var done = DataReadsDone()
+        done.readCount = 1
+        switch item {
+        case .planned(let f, let read) where read.isDirect:
+            let entry = read.scatter[0]
+            let dest = destinations[entry.destination].bytes
+            try await engine.read(
+                files[f], at: Int64(read.offset),
+                into: UnsafeMutableRawBufferPointer(rebasing: dest[entry.destinationOffset..<(entry.destinationOffset + read.length)]))
+            done.directCount = 1
+            done.transferred = read.length
+        case .planned(let f, let read):
+            // Whole aligned blocks into the aligned pool buffer, so the engine needs no staging
+            // buffer of its own (no pool deadlock when ranks share one engine); clamped at the
+            // end of the file.
+            let start = read.offset / alignment * alignment
+            let end = min((read.offset + read.length + alignment - 1) / alignment * alignment, fileSizes[f])
+            let buffer = try await engine.buffers.acquire()
+            defer { engine.buffers.release(buffer) }
+            let target = UnsafeMutableRawBufferPointer(rebasing: buffer.bytes[..<(end - start)])
+            try await engine.read(files[f], at: Int64(start), into: target)
+            let shift = read.offset - start
+            for entry in read.scatter {
+                let dest = destinations[entry.destination].bytes
+                let from = shift + entry.bufferOffset
+                UnsafeMutableRawBufferPointer(rebasing: dest[entry.destinationOffset..<(entry.destinationOffset + entry.length)])
+                    .copyMemory(from: UnsafeRawBufferPointer(rebasing: target[from..<(from + entry.length)]))
             }
-            return all
+            done.transferred = end - start
+        case .head(let f, let start, let end, let i):
+            let head = TensorBuffer(uninitializedByteCount: end - start)
+            try await engine.read(files[f], at: Int64(start), into: head.bytes)
+            done.headBytesRead = end - start
+            var chunk = needed[i]
+            let predicted = chunk.payload
+            chunk.payload = nil
+            let at = chunk.recordOffset - start
+            var confirmed = false
+            do {
+                confirmed = try locate(&chunk, head: UnsafeRawBufferPointer(rebasing: head.bytes[at...])) == nil
+                    && chunk.payload == predicted
+            } catch {
+                // Read again by the general path, which reports what is wrong.
+            }
+            if !confirmed { done.mispredicted = [i] }
+        case .group(let f, let start, let end, let members):
+            let buffer = try await engine.buffers.acquire()
+            defer { engine.buffers.release(buffer) }
+            let window = UnsafeMutableRawBufferPointer(rebasing: buffer.bytes[..<(end - start)])
+            try await engine.read(files[f], at: Int64(start), into: window)
+            done.transferred = end - start
+            done.smallBytesRead = end - start
+            for i in members {
+                var chunk = needed[i]
+                let at = chunk.recordOffset - start
+                let record = UnsafeRawBufferPointer(rebasing: window[at..<(at + chunk.recordLength)])
+                // Only zip records: the safetensors variant's length is not its blob's.
+                guard record.count >= 4, record.loadUnaligned(as: UInt32.self) == 0x0403_4B50 else { continue }
+                guard try locate(&chunk, head: record) == nil, let payload = chunk.payload else {
+                    throw CheckpointError(
+                        .corrupt, "'\(path(chunk.file))' at offset \(chunk.recordOffset): record of '\(chunk.fqn)' does not hold its payload")
+                }
+                let plan = plans[chunk.tensor]
+                for overlap in plan.overlaps where overlap.savedChunk == chunk.savedChunk {
+                    for run in LoadPlanner.copyRuns(for: overlap, in: plan, payload: payload) {
+                        let from = run.sourceOffset - start
+                        let dest = destinations[run.destination].bytes
+                        UnsafeMutableRawBufferPointer(rebasing: dest[run.destinationOffset..<(run.destinationOffset + run.length)])
+                            .copyMemory(from: UnsafeRawBufferPointer(rebasing: window[from..<(from + run.length)]))
+                    }
+                }
+                done.served.append(.init(index: i, payload: payload))
+                done.smallPayloadBytes += payload.length
+            }
         }
-        var ranges = ServedRanges()
-        var payloadBytes = 0
-        for s in results.0 {
-            payloadBytes += s.payload.length
-            needed[s.index].payload = s.payload
-            ranges.ranges[s.payload.file, default: []].append(s.payload.offset..<(s.payload.offset + max(s.payload.length, 1)))
-        }
-        for f in ranges.ranges.keys { ranges.ranges[f]?.sort { $0.lowerBound < $1.lowerBound } }
-        return (ranges, results.1, payloadBytes)
+        return done
     }
 
     /// Reads the first bytes of every needed record (in batches) and finds the payload in each:
     /// a torch.save zip record, or DCP's safetensors variant. Returns the header bytes read.
-    private func locatePayloads(_ needed: inout [NeededChunk], files: [IOFile], fileSizes: [Int]) async throws -> Int {
+    private func locatePayloads(
+        _ needed: inout [NeededChunk], only indices: [Int], files: [IOFile], fileSizes: [Int]
+    ) async throws -> Int {
         let headSize = 4096
         var headerBytes = 0
-        var pending = needed.indices.filter { needed[$0].payload == nil }
+        var pending = indices.filter { needed[$0].payload == nil }
         var want = [Int](repeating: headSize, count: needed.count)
         var rounds = 0
         while !pending.isEmpty {
@@ -555,92 +734,6 @@ struct LoadExecution {
                 file: chunk.file, offset: chunk.recordOffset + record.tensorRange.lowerBound, length: expectedBytes)
             return nil
         }
-    }
-
-    /// Runs the reads: direct ones straight into destination memory (one batch), staged ones
-    /// through pool buffers by a few workers. Returns the number of direct reads.
-    /// Returns the number of direct reads and the bytes actually transferred (staged reads are
-    /// widened to whole 4096-byte blocks).
-    private func execute(
-        _ plan: ReadPlan, files: [IOFile], fileSizes: [Int], destinations: [TensorBuffer], served: ServedRanges
-    ) async throws -> (Int, Int) {
-        let alignment = TensorBuffer.alignment
-        var direct: [IORequest] = []
-        var staged: [(file: Int, read: PlannedRead)] = []
-        var plan = plan
-        for f in plan.files.indices {
-            let file = plan.files[f].file
-            plan.files[f].reads.removeAll { served.contains(file: file, offset: $0.offset) }
-        }
-        for filePlan in plan.files {
-            for read in filePlan.reads {
-                if read.isDirect, let entry = read.scatter.first {
-                    let dest = destinations[entry.destination].bytes
-                    direct.append(.read(
-                        files[filePlan.file], offset: Int64(read.offset),
-                        into: UnsafeMutableRawBufferPointer(rebasing: dest[entry.destinationOffset..<(entry.destinationOffset + read.length)])))
-                } else if read.length > 0 {
-                    staged.append((filePlan.file, read))
-                }
-            }
-        }
-        let engine = self.engine
-        let directory = self.directory
-        let names = fileNames
-        // Staged reads: each worker takes reads in turn; at most half the pool in use.
-        let workers = max(1, min(staged.count, engine.buffers.bufferCount / 2, 8))
-        let stagedReads = staged
-        let directReads = direct.count
-        var transferred = 0
-        for filePlan in plan.files {
-            for read in filePlan.reads where read.isDirect { transferred += read.length }
-        }
-        for (f, read) in staged {
-            let start = read.offset / alignment * alignment
-            transferred += min((read.offset + read.length + alignment - 1) / alignment * alignment, fileSizes[f]) - start
-        }
-        do {
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for w in 0..<workers {
-                    group.addTask {
-                        var k = w
-                        while k < stagedReads.count {
-                            let (f, read) = stagedReads[k]
-                            // Read whole aligned blocks into the aligned pool buffer, so the
-                            // engine needs no staging buffer of its own (no pool deadlock when
-                            // several ranks share one engine); clamp at the end of the file.
-                            let start = read.offset / alignment * alignment
-                            let end = min((read.offset + read.length + alignment - 1) / alignment * alignment, fileSizes[f])
-                            let buffer = try await engine.buffers.acquire()
-                            do {
-                                let target = UnsafeMutableRawBufferPointer(rebasing: buffer.bytes[..<(end - start)])
-                                try await engine.read(files[f], at: Int64(start), into: target)
-                                let shift = read.offset - start
-                                for entry in read.scatter {
-                                    let dest = destinations[entry.destination].bytes
-                                    let from = shift + entry.bufferOffset
-                                    UnsafeMutableRawBufferPointer(rebasing: dest[entry.destinationOffset..<(entry.destinationOffset + entry.length)])
-                                        .copyMemory(from: UnsafeRawBufferPointer(rebasing: target[from..<(from + entry.length)]))
-                                }
-                                engine.buffers.release(buffer)
-                            } catch {
-                                engine.buffers.release(buffer)
-                                throw error
-                            }
-                            k += workers
-                        }
-                    }
-                }
-                if !direct.isEmpty {
-                    try await engine.perform(direct)
-                }
-                try await group.waitForAll()
-            }
-        } catch let error as IOError {
-            let name = error.path.map { ($0 as NSString).lastPathComponent } ?? names.first ?? ""
-            throw CheckpointError(.io, "reading '\(directory)/\(name)'", underlying: error)
-        }
-        return (directReads, transferred)
     }
 
     private func readValue(_ fqn: String, _ info: StorageInfo, files: [IOFile]) async throws -> TorchValue {

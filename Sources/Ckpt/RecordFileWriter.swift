@@ -8,11 +8,17 @@ public import CkptIO
 /// straight from tensor memory at an aligned file offset. The logical end of the file is tracked;
 /// `finish` pads the last block for the aligned write, then truncates the file back to the
 /// logical end. Used for `.distcp` files, consolidated files and the benchmark's single file.
+///
+/// Blocks are preallocated ahead of the writes (``reserve(_:)``, else in steps of
+/// ``preallocationStep``), so no write extends the file: on ext4 and XFS an O_DIRECT write past
+/// the end of the file is serialized under the inode lock, which would leave one write in flight
+/// per file whatever the queue depth. `finish` trims the file to its logical length.
 /// Not thread-safe: one task appends.
 public final class RecordFileWriter {
     public let engine: IOEngine
     public let file: IOFile
-    static let alignment = 4096
+    /// Alignment of every transfer and of direct payloads.
+    public static let alignment = 4096
     private let maxInFlight = 2
 
     /// Logical end of the file: where the next byte goes.
@@ -28,10 +34,28 @@ public final class RecordFileWriter {
     /// records' payloads overlap, so the device queue does not drain between records.
     private var payloadsInFlight: [Task<Void, any Error>] = []
     private let maxPayloadsInFlight = 16
+    /// File length already preallocated; nil once the file system refused preallocation.
+    private var allocatedEnd: Int? = 0
+    /// Bytes preallocated at a time when a write goes past what is reserved.
+    public var preallocationStep = 64 << 20
 
     public init(engine: IOEngine, file: IOFile) {
         self.engine = engine
         self.file = file
+    }
+
+    /// Preallocates the file up to `bytes` (its expected final length, or more: `finish` trims).
+    /// Does nothing where the file system cannot preallocate.
+    public func reserve(_ bytes: Int) throws {
+        try ensureAllocated(upTo: bytes, exact: true)
+    }
+
+    /// Makes sure blocks exist up to `end` before a write that reaches it.
+    private func ensureAllocated(upTo end: Int, exact: Bool = false) throws {
+        guard let allocated = allocatedEnd, end > allocated else { return }
+        let target = exact ? end : max(end, allocated + preallocationStep)
+        let rounded = (target + Self.alignment - 1) / Self.alignment * Self.alignment
+        allocatedEnd = try engine.preallocate(file, upTo: Int64(rounded)) ? rounded : nil
     }
 
     /// Copies `bytes` to the end of the file.
@@ -85,6 +109,7 @@ public final class RecordFileWriter {
         var hashes = PayloadHashes()
         if alignedCount > 0 {
             try await flushStaging()
+            try ensureAllocated(upTo: position + alignedCount)
             let at = Int64(position)
             let engine = self.engine, file = self.file
             let task = Task {
@@ -147,18 +172,41 @@ public final class RecordFileWriter {
         if padded > fill {
             UnsafeMutableRawBufferPointer(rebasing: buffer.bytes[fill..<padded]).initializeMemory(as: UInt8.self, repeating: 0)
         }
+        do {
+            try ensureAllocated(upTo: stagingStart + padded)
+        } catch {
+            engine.buffers.release(buffer)
+            throw error
+        }
         let at = Int64(stagingStart)
         let engine = self.engine, file = self.file
-        let task = Task {
-            defer { engine.buffers.release(buffer) }
-            try await engine.write(file, at: at, from: UnsafeRawBufferPointer(rebasing: buffer.bytes[..<padded]))
-        }
-        inFlight.append(task)
         // The next staging buffer starts where this one's logical bytes end; a partially filled
         // buffer is only flushed at an aligned position or at the end of the file.
         stagingStart += fill
         fill = 0
+        if padded <= Self.smallWriteLimit {
+            // A few blocks (typically a record's header between two direct payloads): copied out
+            // so the pool buffer is free at once, and queued with the payloads. Waiting for it
+            // like a staging write would stall the file's pipeline behind the device queue.
+            let copy = TensorBuffer(uninitializedByteCount: padded)
+            copy.bytes.copyMemory(from: UnsafeRawBufferPointer(rebasing: buffer.bytes[..<padded]))
+            engine.buffers.release(buffer)
+            payloadsInFlight.append(Task {
+                try await engine.write(file, at: at, from: UnsafeRawBufferPointer(copy.bytes))
+            })
+            if payloadsInFlight.count > maxPayloadsInFlight {
+                try await payloadsInFlight.removeFirst().value
+            }
+            return
+        }
+        inFlight.append(Task {
+            defer { engine.buffers.release(buffer) }
+            try await engine.write(file, at: at, from: UnsafeRawBufferPointer(rebasing: buffer.bytes[..<padded]))
+        })
     }
+
+    /// Staged pieces up to this size are copied out of the pool buffer and written like payloads.
+    static let smallWriteLimit = 64 << 10
 
     private func drain() async throws {
         var firstError: (any Error)?

@@ -51,11 +51,12 @@ public struct LoadPhases: Sendable, Codable, Hashable {
     public var metadata: Double = 0
     /// Planning overlaps and opening files.
     public var plan: Double = 0
-    /// Reading small records whole and serving them.
+    /// Reading small records whole and serving them (runs concurrently with `heads` and the
+    /// planned reads, inside `reads`).
     public var smallRecords: Double = 0
-    /// Reading the heads of large records to locate their payloads.
+    /// Reading the heads of the other records to locate their payloads (inside `reads`).
     public var heads: Double = 0
-    /// Payload reads and scatter.
+    /// The whole data phase: small records, heads, planned payload reads and scatter.
     public var reads: Double = 0
     /// Values and checksum verification.
     public var finish: Double = 0

@@ -3,6 +3,8 @@ import SystemPackage
 /// The system calls (and io_uring completions) that go through the engine's syscall funnel.
 public enum IOSyscall: String, Sendable, Hashable, CaseIterable {
     case open, close, read, write, fsync, fdatasync, ftruncate, fstat, fadvise
+    /// fallocate(2), mode 0 (preallocation that extends the file).
+    case fallocate
     /// rename(2) and renameat2(RENAME_EXCHANGE).
     case rename
     /// io_uring_queue_init.

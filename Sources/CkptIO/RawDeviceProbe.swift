@@ -2,7 +2,8 @@ import Glibc
 
 /// The physical reference every benchmark compares with: a sequential write (fsync included)
 /// then a cold read of N bytes, with the engine's best settings (O_DIRECT, 4 MiB blocks, queue
-/// depth 16, io_uring when available, registered buffers).
+/// depth 16, io_uring when available, registered buffers, the file preallocated inside the timed
+/// region).
 ///
 /// The read is cold: O_DIRECT, after `posix_fadvise(DONTNEED)` on the file. Data written is
 /// pseudo-random (not zeros), from 4096-aligned pool buffers.
@@ -119,6 +120,9 @@ public struct RawDeviceProbe: Sendable {
             settings.direct = f.isDirect
             do {
                 let start = ContinuousClock.now
+                // Preallocated (timed), as the engine's own writers do: appending O_DIRECT writes
+                // would run one at a time on ext4/XFS.
+                try engine.preallocate(f, upTo: total)
                 try await engine.perform(Self.requests(total, block, lent) { .write(f, offset: $0, from: UnsafeRawBufferPointer($1)) })
                 try await engine.fsync(f)
                 write = Self.measure(total, since: start)

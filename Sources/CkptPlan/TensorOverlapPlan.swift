@@ -12,3 +12,15 @@ public struct TensorOverlapPlan: Hashable, Sendable {
     /// Bytes of the requested blocks (all covered by saved chunks).
     public let neededBytes: Int
 }
+
+extension TensorOverlapPlan {
+    /// The part of this plan that reads from the given saved chunks only (the others are served
+    /// some other way). `neededBytes` becomes the bytes of the kept overlaps.
+    public func restricted(toSavedChunks keep: Set<Int>) -> TensorOverlapPlan {
+        let kept = overlaps.filter { keep.contains($0.savedChunk) }
+        let bytes = kept.reduce(0) { $0 &+ $1.byteCount }
+        return TensorOverlapPlan(
+            request: request, saved: saved, overlaps: kept,
+            neededSavedChunks: neededSavedChunks.filter { keep.contains($0) }, neededBytes: bytes)
+    }
+}

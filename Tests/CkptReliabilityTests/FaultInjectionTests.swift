@@ -46,7 +46,7 @@ import Testing
         }
     }
 
-    static let operationWords = ["open", "close", "read", "write", "fsync", "fdatasync", "truncate", "fstat", "size", "fadvise", "rename", "exchange", "io_uring", "ring"]
+    static let operationWords = ["open", "close", "read", "write", "fsync", "fdatasync", "truncate", "fallocate", "fstat", "size", "fadvise", "rename", "exchange", "io_uring", "ring"]
 
     /// Descriptors of this process open on files under `directory`.
     static func descriptors(under directory: String) -> [String] {

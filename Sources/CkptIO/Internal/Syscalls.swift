@@ -101,6 +101,12 @@ final class Syscalls: Sendable {
         return rc < 0 ? -Glibc.errno : 0
     }
 
+    /// fallocate(fd, 0, offset, length): allocates blocks and extends the size; -errno on failure.
+    func fallocate(_ fd: Int32, _ offset: Int64, _ length: Int64) -> Int32 {
+        if case .error(let e)? = next(.fallocate) { return -e.rawValue }
+        return ckpt_fallocate(fd, offset, length)
+    }
+
     /// fstat: the file size, or -errno.
     func fileSize(_ fd: Int32) -> Int64 {
         if case .error(let e)? = next(.fstat) { return -Int64(e.rawValue) }
