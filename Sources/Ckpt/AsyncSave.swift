@@ -44,9 +44,25 @@ extension Checkpointer {
         return SaveHandle(task: task, stagedBytes: bytes, stagingSeconds: stagingSeconds)
     }
 
-    /// Copies every tensor chunk of `state` into one aligned arena (each chunk at a 4096-aligned
-    /// offset, so the save can write it with O_DIRECT without further staging).
-    func stage(_ state: StateDict) -> (StateDict, Int) {
+    /// Allocates (and touches every page of) the staging memory ``saveAsync(_:to:)`` needs for
+    /// states shaped like `state`, so that the first async save only copies. Call it once at
+    /// start-up; later saves reuse the memory. Returns the bytes reserved.
+    @discardableResult
+    public func reserveAsyncStaging(for state: StateDict) -> Int {
+        let total = Self.stagingBytes(state)
+        let fresh = asyncState.withLock { s -> TensorBuffer? in
+            if let arena = s.arena, arena.count >= total { return nil }
+            let fresh = TensorBuffer(uninitializedByteCount: total)
+            s.arena = fresh
+            return fresh
+        }
+        // Fault the pages in now rather than during the first save's copy.
+        fresh?.bytes.initializeMemory(as: UInt8.self, repeating: 0)
+        return total
+    }
+
+    /// Bytes of staging memory for `state`: every tensor chunk at a 4096-aligned offset.
+    static func stagingBytes(_ state: StateDict) -> Int {
         let alignment = TensorBuffer.alignment
         var total = 0
         for entry in state.entries {
@@ -56,6 +72,14 @@ extension Checkpointer {
                 total += (n + alignment - 1) / alignment * alignment
             }
         }
+        return total
+    }
+
+    /// Copies every tensor chunk of `state` into one aligned arena (each chunk at a 4096-aligned
+    /// offset, so the save can write it with O_DIRECT without further staging).
+    func stage(_ state: StateDict) -> (StateDict, Int) {
+        let alignment = TensorBuffer.alignment
+        let total = Self.stagingBytes(state)
         let arena = asyncState.withLock { s -> TensorBuffer in
             if let arena = s.arena, arena.count >= total { return arena }
             let fresh = TensorBuffer(uninitializedByteCount: total)

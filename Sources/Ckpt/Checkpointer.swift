@@ -209,6 +209,7 @@ public final class Checkpointer: Sendable {
         let writer = RecordFileWriter(engine: engine, file: file)
         var records: [WriteResultMessage.Record] = []
         var payloadBytes = 0
+        var prefixes: [RecordPrefixKey: RecordLayout] = [:]
         do {
             // Preallocate about the final length (payloads plus a generous allowance for record
             // headers and alignment; `finish` trims the rest, the writer grows past it if needed).
@@ -232,7 +233,8 @@ public final class Checkpointer: Sendable {
                         item: index, file: name, offset: offset, length: record.count, payloadOffset: offset,
                         payloadLength: record.count, xxh3: hash.xxh3))
                 case .chunk(let dtype, let chunk):
-                    let record = try await writeTensorRecord(dtype: dtype, chunk: chunk, writer: writer, options: options)
+                    let record = try await writeTensorRecord(
+                        dtype: dtype, chunk: chunk, writer: writer, options: options, prefixes: &prefixes)
                     payloadBytes += record.payloadLength
                     records.append(.init(
                         item: index, file: name, offset: record.offset, length: record.length,
@@ -260,15 +262,30 @@ public final class Checkpointer: Sendable {
 
     /// One `torch.save(chunk)` record. Large payloads start at a 4096-aligned file offset and are
     /// written straight from tensor memory while their hashes are computed; small ones are packed.
+    /// Records of one dtype, shape and alignment share their bytes up to the payload.
+    struct RecordPrefixKey: Hashable {
+        var dtype: DType
+        var shape: [Int]
+        var alignment: Int
+    }
+
     static func writeTensorRecord(
-        dtype: DType, chunk: TensorChunk, writer: RecordFileWriter, options: CheckpointOptions
+        dtype: DType, chunk: TensorChunk, writer: RecordFileWriter, options: CheckpointOptions,
+        prefixes: inout [RecordPrefixKey: RecordLayout]
     ) async throws -> TensorRecordWritten {
         let count = chunk.elementCount * dtype.itemSize
         let direct = options.direct && writer.file.isDirect && count >= options.directPayloadThreshold
         let alignment = direct ? RecordFileWriter.alignment : 64
         if direct { try await writer.padToAlignment() }
         let offset = writer.position
-        let head = try TorchTensorRecord.layout(dtype: dtype, shape: chunk.sizes, payloadCRC32: 0, alignment: alignment)
+        let key = RecordPrefixKey(dtype: dtype, shape: chunk.sizes, alignment: alignment)
+        let head: RecordLayout
+        if let cached = prefixes[key] {
+            head = cached
+        } else {
+            head = try TorchTensorRecord.layout(dtype: dtype, shape: chunk.sizes, payloadCRC32: 0, alignment: alignment)
+            prefixes[key] = head
+        }
         try await writer.append(head.prefix)
         var hashes = PayloadHashes()
         if direct {
@@ -280,7 +297,7 @@ public final class Checkpointer: Sendable {
             try await writer.append(bytes)
         }
         let crc = count == 0 ? 0 : hashes.crc32
-        let tail = try TorchTensorRecord.layout(dtype: dtype, shape: chunk.sizes, payloadCRC32: crc, alignment: alignment)
+        let tail = crc == 0 ? head : try TorchTensorRecord.layout(dtype: dtype, shape: chunk.sizes, payloadCRC32: crc, alignment: alignment)
         try await writer.append(tail.suffix)
         return TensorRecordWritten(
             offset: offset, length: tail.recordLength, payloadOffset: offset + tail.payloadOffset,

@@ -51,12 +51,10 @@ public struct LoadPhases: Sendable, Codable, Hashable {
     public var metadata: Double = 0
     /// Planning overlaps and opening files.
     public var plan: Double = 0
-    /// Reading small records whole and serving them (runs concurrently with `heads` and the
-    /// planned reads, inside `reads`).
-    public var smallRecords: Double = 0
-    /// Reading the heads of the other records to locate their payloads (inside `reads`).
+    /// Reading the heads of records whose payload location could not be predicted (before the
+    /// data reads; records of standard layout have their heads checked inside `reads`).
     public var heads: Double = 0
-    /// The whole data phase: small records, heads, planned payload reads and scatter.
+    /// The data pipeline: small records read whole, payload ranges, head checks, scatter.
     public var reads: Double = 0
     /// Values and checksum verification.
     public var finish: Double = 0

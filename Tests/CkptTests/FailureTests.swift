@@ -188,6 +188,40 @@ import Testing
         #expect(Array(out.bytes) == tensor.bytes)
     }
 
+    @Test func reservedAsyncStagingIsReusedByEverySave() async throws {
+        let dir = TempDir(); defer { dir.cleanup() }
+        let engine = try makeEngine()
+        var rng = SplitMix64(seed: 11)
+        let tensor = GlobalTensor(fqn: "w", dtype: .float32, shape: [129, 33], rng: &rng)
+        let buffer = TensorBuffer(byteCount: tensor.bytes.count)
+        buffer.bytes.copyBytes(from: tensor.bytes)
+        var state = StateDict()
+        state.set("w", .tensor(.whole(dtype: .float32, shape: [129, 33], buffer: buffer)))
+        let saved = state
+        let reports = try await onRanks(1) { comm -> [Int] in
+            let checkpointer = Checkpointer(engine: engine, communicator: comm)
+            let reserved = checkpointer.reserveAsyncStaging(for: saved)
+            var staged: [Int] = [reserved]
+            for step in 0..<2 {
+                let handle = try await checkpointer.saveAsync(saved, to: dir.path + "/step\(step)")
+                staged.append(handle.stagedBytes)
+                _ = try await handle.wait()
+            }
+            // Reserving again for the same shape keeps the arena.
+            staged.append(checkpointer.reserveAsyncStaging(for: saved))
+            return staged
+        }
+        let expected = (tensor.bytes.count + 4095) / 4096 * 4096
+        #expect(reports[0] == [expected, expected, expected, expected])
+        for step in 0..<2 {
+            var request = StateDict()
+            let out = TensorBuffer(byteCount: tensor.bytes.count)
+            request.set("w", .tensor(.whole(dtype: .float32, shape: [129, 33], buffer: out)))
+            _ = try await Self.load(request, from: dir.path + "/step\(step)", engine: engine, verify: true)
+            #expect(Array(out.bytes) == tensor.bytes)
+        }
+    }
+
     @Test func asyncSaveErrorsReachTheHandle() async throws {
         let dir = TempDir(); defer { dir.cleanup() }
         let engine = try makeEngine()
