@@ -282,6 +282,7 @@ struct SidecarParser {
     }
 
     mutating func string() throws(SidecarParseError) -> String {
+        skipWhitespace()
         let open = pos
         if let raw = try plainStringBytes() {
             guard let s = String(validating: raw.assumingMemoryBound(to: UInt8.self), as: UTF8.self) else {
