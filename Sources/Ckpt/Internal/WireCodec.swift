@@ -1,15 +1,17 @@
-/// The binary encoding of the messages ranks exchange through the ``Communicator``.
-///
-/// A message is plain bytes (any transport carries it): a 4-byte header — `C`, `K`, the message
-/// type's tag, the format version — then a kind byte (0: payload, 1: the sending rank's error as
-/// a string), then the payload. Integers are LEB128 varints (signed ones zigzag-encoded), hashes
-/// are 8 bytes little-endian, strings are a varint byte count and UTF-8 bytes. Strings that repeat
-/// (fqns, dtypes, file names) may be interned: a varint `n`, where 0 introduces a new string (which
-/// gets the next index) and `n > 0` refers to string `n - 1` of this message.
-///
-/// Every read is bounds-checked: a truncated or malformed message gives
-/// ``CheckpointError/Code/protocolViolation`` naming the message type, the offset and what was
-/// expected there.
+// The binary encoding of the messages ranks exchange through the ``Communicator``.
+//
+// A message is plain bytes (any transport carries it): a 4-byte header — `C`, `K`, the message
+// type's tag, the format version — then a kind byte (0: payload, 1: the sending rank's error as
+// a string), then the payload. Integers are LEB128 varints (signed ones zigzag-encoded), hashes
+// are 8 bytes little-endian, strings are a varint byte count and UTF-8 bytes. Strings that repeat
+// (fqns, dtypes, file names) may be interned: a varint `n`, where 0 introduces a new string (which
+// gets the next index) and `n > 0` refers to string `n - 1` of this message.
+//
+// Every read is bounds-checked: a truncated or malformed message gives
+// `CheckpointError.Code.protocolViolation` naming the message type, the offset and what was
+// expected there.
+
+/// The type of a wire message (its header's third byte).
 enum WireTag: UInt8, Sendable, CaseIterable {
     case localPlan = 1
     case globalPlan = 2
