@@ -53,23 +53,30 @@ public final class Checkpointer: Sendable {
             localError = error
             local = LocalPlanMessage(error: "rank \(rank): \(error)")
         }
-        let gathered = try await communicator.gather(try Wire.encode(local), root: 0)
+        let localBytes = Wire.encode(local, capacity: 64 + local.items.count * 48)
+        let gathered = try await communicator.gather(localBytes, root: 0)
 
         // 2. Coordinator: global plan -> everyone.
         var coordinator: SaveCoordinator?
         var planBytes: [UInt8]?
         if let gathered {
-            let plans = try gathered.map { try Wire.decode(LocalPlanMessage.self, $0) }
+            let plans = try gathered.map { bytes throws(CheckpointError) in try Wire.decode(LocalPlanMessage.self, bytes) }
             let made = SaveCoordinator.make(plans: plans, directory: directory, options: options)
             coordinator = made.coordinator
-            planBytes = try Wire.encode(made.message)
+            planBytes = Wire.encode(made.message, capacity: 1024)
         }
-        let global = try Wire.decode(GlobalPlanMessage.self, try await communicator.broadcast(planBytes, root: 0))
+        let globalBytes = try await communicator.broadcast(planBytes, root: 0)
+        // A plan this rank cannot use fails its write (reported to rank 0), so no rank waits forever.
+        var global = GlobalPlanMessage(directory: "", saveID: "", files: [])
+        var planError: (any Error)?
+        do {
+            global = try Wire.decode(GlobalPlanMessage.self, globalBytes)
+            try Self.check(global, rank: rank, itemCount: local.items.count)
+        } catch {
+            planError = error
+        }
         if let localError { throw localError }
         if let error = global.error { throw CheckpointError(.aborted, "save to \(directory) aborted: \(error)") }
-        guard rank < global.files.count else {
-            throw CheckpointError(.protocolViolation, "global plan has \(global.files.count) ranks, this is rank \(rank)")
-        }
         let planned = clock.now
 
         // 3. Write this rank's files.
@@ -77,6 +84,7 @@ public final class Checkpointer: Sendable {
         var written = (files: [String](), payload: 0, total: 0)
         var writeError: (any Error)?
         do {
+            if let planError { throw planError }
             let out = try await writeFiles(global.files[rank], items: local.items, state: state, directory: global.directory)
             result.records = out.records
             written = (out.files, out.payload, out.total)
@@ -85,24 +93,32 @@ public final class Checkpointer: Sendable {
             result = WriteResultMessage(error: "rank \(rank): \(error)")
         }
         let wrote = clock.now
-        let results = try await communicator.gather(try Wire.encode(result), root: 0)
+        let resultBytes = Wire.encode(result, capacity: 64 + result.records.count * 40)
+        // Rank 0 prepares the commit while it waits for the other ranks' results.
+        async let prepared = Self.prepareCommit(coordinator)
+        let results = try await communicator.gather(resultBytes, root: 0)
 
         // 4. Coordinator commits.
         var outcome = OutcomeMessage()
         if let results, let coordinator {
             do {
-                let messages = try results.map { try Wire.decode(WriteResultMessage.self, $0) }
+                let messages = try results.map { bytes throws(CheckpointError) in try Wire.decode(WriteResultMessage.self, bytes) }
                 if let failed = messages.first(where: { $0.error != nil }), let error = failed.error {
                     outcome.error = error
                 } else {
-                    try await coordinator.commit(results: messages, engine: engine, options: options)
+                    guard let preparing = await prepared else {
+                        throw CheckpointError(.protocolViolation, "rank 0 has no prepared commit")
+                    }
+                    try await coordinator.commit(
+                        results: messages, prepared: try preparing.get(), engine: engine, options: options)
                 }
             } catch {
                 outcome.error = "rank 0 commit: \(error)"
             }
             if outcome.error != nil { coordinator.discardStaging() }
         }
-        let final = try Wire.decode(OutcomeMessage.self, try await communicator.broadcast(isCoordinator ? try Wire.encode(outcome) : nil, root: 0))
+        let final = try Wire.decode(
+            OutcomeMessage.self, try await communicator.broadcast(isCoordinator ? Wire.encode(outcome) : nil, root: 0))
         if let writeError { throw writeError }
         if let error = final.error { throw CheckpointError(.aborted, "save to \(directory) not committed: \(error)") }
         let end = clock.now
@@ -111,6 +127,27 @@ public final class Checkpointer: Sendable {
             peakBufferBytes: engine.buffers.peakHeldBytes,
             planSeconds: (planned - start).seconds, writeSeconds: (wrote - planned).seconds,
             commitSeconds: (end - wrote).seconds)
+    }
+
+    /// Rank 0's commit preparation (nil elsewhere), run concurrently with the results gather.
+    static func prepareCommit(_ coordinator: SaveCoordinator?) async -> Result<SaveCoordinator.PreparedCommit, any Error>? {
+        guard let coordinator else { return nil }
+        return Result { try coordinator.prepareCommit() }
+    }
+
+    /// Checks that the global plan gives this rank files of its own items.
+    static func check(_ global: GlobalPlanMessage, rank: Int, itemCount: Int) throws(CheckpointError) {
+        guard global.error == nil else { return }
+        guard rank < global.files.count else {
+            throw CheckpointError(.protocolViolation, "global plan has \(global.files.count) ranks, this is rank \(rank)")
+        }
+        for file in global.files[rank] {
+            guard file.items.allSatisfy({ (0..<itemCount).contains($0) }) else {
+                throw CheckpointError(
+                    .protocolViolation,
+                    "global plan asks rank \(rank) to write items \(file.items) to '\(file.name)', it has \(itemCount) items")
+            }
+        }
     }
 
     /// This rank's items in state-dict order: one per tensor chunk, one per value.

@@ -18,16 +18,49 @@ extension Checkpointer {
         engine.buffers.resetPeak()
         let clock = ContinuousClock()
         let start = clock.now
-        // 1. Rank 0 reads `.metadata` (and the sidecar) once; everyone gets the bytes.
-        var packed: [UInt8]?
+        // 1. Rank 0 reads and decodes `.metadata` (and the sidecar) once and checks them; everyone
+        // gets the decoded form in binary (much cheaper to decode than the pickle), or rank 0's error.
+        var answer: [UInt8]?
+        var mine: (metadata: DCPMetadata, sidecar: ChecksumSidecar?)?
+        var localError: (any Error)?
         if isCoordinator {
-            packed = FramedBytes.pack(await Self.readCommitted(directory, engine: engine, sidecar: options.verifyChecksums))
+            let content: CommittedMessage.Content
+            let parts = await Self.readCommitted(directory, engine: engine, sidecar: options.verifyChecksums)
+            do {
+                if !parts[0].isEmpty { throw Wire.decodeError(parts[0]) }
+                let decoded = try Self.decodeCommitted(
+                    directory: directory, metadata: parts[1], sidecar: parts[2], verify: options.verifyChecksums)
+                mine = decoded
+                content = .committed(decoded.0, decoded.1)
+            } catch {
+                localError = error
+                content = .failure(ErrorMessage(
+                    error as? CheckpointError ?? CheckpointError(.io, "reading '\(directory)'", underlying: error)))
+            }
+            answer = communicator.worldSize > 1
+                ? Wire.encode(CommittedMessage(content), capacity: parts[1].count + parts[2].count / 2 + 64) : []
         }
-        let parts = try FramedBytes.unpack(try await communicator.broadcast(packed, root: 0))
-        guard parts.count == 3 else { throw CheckpointError(.protocolViolation, "metadata broadcast has \(parts.count) parts") }
-        if !parts[0].isEmpty { throw Wire.decodeError(parts[0]) }
-        let (metadata, sidecar) = try Self.decodeCommitted(
-            directory: directory, metadata: parts[1], sidecar: parts[2], verify: options.verifyChecksums)
+        let received = try await communicator.broadcast(answer, root: 0)
+        if let localError { throw localError }
+        let metadata: DCPMetadata
+        var sidecar: ChecksumSidecar?
+        if let mine {
+            (metadata, sidecar) = mine
+        } else {
+            switch try Wire.decode(CommittedMessage.self, received).content {
+            case .failure(let error):
+                throw error.checkpointError
+            case .committed(let m, let s):
+                (metadata, sidecar) = (m, s)
+            }
+        }
+        if !options.verifyChecksums {
+            sidecar = nil
+        } else if sidecar == nil {
+            throw CheckpointError(
+                .invalidArgument,
+                "rank \(rank) verifies checksums but rank 0 does not: every rank must load with the same verifyChecksums")
+        }
         var loader = LoadExecution(directory: directory, metadata: metadata, sidecar: sidecar, engine: engine, options: options)
         let decoded = clock.now
         var report = try await loader.run(state)
@@ -100,20 +133,17 @@ extension Checkpointer {
 }
 
 extension Wire {
+    /// The wire bytes of `error` (code, message, cause), for ``decodeError(_:)`` on any rank.
     static func errorBytes(_ error: CheckpointError) -> [UInt8] {
-        (try? encode(ErrorMessage(code: error.code.rawValue, message: error.description))) ?? Array("error".utf8)
+        encode(ErrorMessage(error))
     }
 
     static func decodeError(_ bytes: [UInt8]) -> CheckpointError {
-        guard let message = try? decode(ErrorMessage.self, bytes) else {
-            return CheckpointError(.protocolViolation, "undecodable error from rank 0")
+        do {
+            return try decode(ErrorMessage.self, bytes).checkpointError
+        } catch {
+            return CheckpointError(.protocolViolation, "undecodable error from rank 0", underlying: error)
         }
-        return CheckpointError(CheckpointError.Code(rawValue: message.code) ?? .aborted, message.message)
-    }
-
-    struct ErrorMessage: Codable {
-        var code: String
-        var message: String
     }
 }
 

@@ -108,26 +108,47 @@ struct SaveCoordinator {
         try? FileManager.default.removeItem(atPath: writeDirectory)
     }
 
-    /// Writes the checksum sidecar and `.metadata` (temporary name, fsync, rename, directory fsync).
-    func commit(results: [WriteResultMessage], engine: IOEngine, options: CheckpointOptions) async throws {
-        // (rank, item) -> record.
-        var records: [[Int: WriteResultMessage.Record]] = Array(repeating: [:], count: results.count)
-        for (rank, result) in results.enumerated() {
-            for record in result.records { records[rank][record.item] = record }
+    /// Everything of `.metadata` and the sidecar that does not depend on where the ranks' records
+    /// landed: built while the ranks write, so that the commit has little left to do.
+    struct PreparedCommit: Sendable {
+        /// One `.metadata` storage entry (and sidecar entry), in file order.
+        struct Slot: Sendable {
+            var fqn: String
+            /// Chunk offsets; nil for a BYTE_IO value.
+            var offsets: [Int]?
+            /// Chunk index within its tensor.
+            var index: Int?
+            var writer: SaveItemReference
         }
+        var stateDictMetadata: OrderedMap<String, StorageMetadata>
+        var plannerData: OrderedMap<String, [PlannerPathElement]>
+        /// Every storage key in file order, with placeholder values (updating an existing key is
+        /// much cheaper than inserting one).
+        var storageData: OrderedMap<MetadataIndex, StorageInfo>
+        var slots: [Slot]
+        /// Per rank, per item: its slot, or -1 when the item is not written by that rank.
+        var slotOfItem: [[Int]]
+    }
+
+    func prepareCommit() throws -> PreparedCommit {
         var stateDictMetadata = OrderedMap<String, StorageMetadata>()
         var storageData = OrderedMap<MetadataIndex, StorageInfo>()
-        var sidecar = ChecksumSidecar(saveID: saveID)
+        let placeholder = StorageInfo(relativePath: "", offset: 0, length: 0)
+        var slots: [PreparedCommit.Slot] = []
+        var slotOfItem = plans.map { [Int](repeating: -1, count: $0.items.count) }
+        func assign(_ writer: SaveItemReference) throws {
+            guard slotOfItem.indices.contains(writer.rank), slotOfItem[writer.rank].indices.contains(writer.item) else {
+                throw CheckpointError(.protocolViolation, "the plan names \(writer), which does not exist")
+            }
+            slotOfItem[writer.rank][writer.item] = slots.count
+        }
         for entry in plan.metadata {
             switch entry.kind {
             case .bytes(let writer):
-                guard let record = records[writer.rank][writer.item] else {
-                    throw CheckpointError(.protocolViolation, "rank \(writer.rank) did not report value '\(entry.fqn)'")
-                }
                 stateDictMetadata[entry.fqn] = .bytes
-                storageData[MetadataIndex(fqn: entry.fqn, offset: nil, index: nil)] = StorageInfo(
-                    relativePath: record.file, offset: record.offset, length: record.length)
-                sidecar.entries.append(.init(record: record, fqn: entry.fqn, offsets: nil))
+                try assign(writer)
+                slots.append(.init(fqn: entry.fqn, offsets: nil, index: nil, writer: writer))
+                storageData[MetadataIndex(fqn: entry.fqn, offset: nil, index: nil)] = placeholder
             case .tensor(let tensor):
                 guard let dtype = DType(torchName: tensor.dtype) else {
                     throw CheckpointError(.protocolViolation, "unknown dtype '\(tensor.dtype)' for '\(entry.fqn)'")
@@ -137,23 +158,23 @@ struct SaveCoordinator {
                     dtype: dtype, layout: "torch.strided", requiresGrad: false, memoryFormat: 0, pinMemory: false,
                     strides: contiguousStrides(firstSizes))
                 var chunks: [ChunkStorageMetadata] = []
+                chunks.reserveCapacity(tensor.chunks.count)
                 for (index, chunk) in tensor.chunks.enumerated() {
-                    guard let record = records[chunk.writer.rank][chunk.writer.item] else {
-                        throw CheckpointError(
-                            .protocolViolation, "rank \(chunk.writer.rank) did not report chunk \(chunk.box) of '\(entry.fqn)'")
-                    }
                     chunks.append(ChunkStorageMetadata(offsets: chunk.box.offsets, sizes: chunk.box.sizes))
-                    storageData[MetadataIndex(fqn: entry.fqn, offset: chunk.box.offsets, index: index)] = StorageInfo(
-                        relativePath: record.file, offset: record.offset, length: record.length)
-                    sidecar.entries.append(.init(record: record, fqn: entry.fqn, offsets: chunk.box.offsets))
+                    try assign(chunk.writer)
+                    slots.append(.init(fqn: entry.fqn, offsets: chunk.box.offsets, index: index, writer: chunk.writer))
+                    storageData[MetadataIndex(fqn: entry.fqn, offset: chunk.box.offsets, index: index)] = placeholder
                 }
                 stateDictMetadata[entry.fqn] = .tensor(TensorStorageMetadata(
                     properties: properties, size: tensor.globalShape, chunks: chunks))
             }
         }
+        // Membership through local sets: OrderedMap lookups are much slower (generic, across modules).
+        let saved = Set(plan.metadata.map(\.fqn))
+        var planned = Set<String>()
         var plannerData = OrderedMap<String, [PlannerPathElement]>()
         for plan in plans {
-            for path in plan.paths where plannerData[path.fqn] == nil && stateDictMetadata[path.fqn] != nil {
+            for path in plan.paths where saved.contains(path.fqn) && planned.insert(path.fqn).inserted {
                 plannerData[path.fqn] = path.path.map {
                     switch $0 {
                     case .key(let k): return .key(k)
@@ -162,21 +183,85 @@ struct SaveCoordinator {
                 }
             }
         }
-        let components = Self.pathComponents(directory)
-        let metadata = DCPMetadata(
-            stateDictMetadata: stateDictMetadata, plannerData: plannerData, storageData: storageData,
-            storageMeta: StorageMeta(
-                checkpointID: .path(className: "PosixPath", components: components), saveID: saveID, loadID: nil,
-                modules: []),
-            version: "1.0.0")
+        return PreparedCommit(
+            stateDictMetadata: stateDictMetadata, plannerData: plannerData, storageData: storageData, slots: slots,
+            slotOfItem: slotOfItem)
+    }
 
-        let target = writeDirectory
-        if options.writeChecksums {
-            try await Self.writeDurably(
-                sidecar.encoded(), to: target + "/" + Checkpointer.checksumFileName, engine: engine)
+    /// The `.metadata` and sidecar of this save, from the prepared part and the ranks' records.
+    func finalMetadata(
+        _ prepared: PreparedCommit, results: [WriteResultMessage]
+    ) throws -> (metadata: DCPMetadata, sidecar: ChecksumSidecar) {
+        guard results.count == prepared.slotOfItem.count else {
+            throw CheckpointError(.protocolViolation, "\(results.count) write results for \(prepared.slotOfItem.count) ranks")
         }
+        // Per slot: the rank and position of its record (rank -1: not reported).
+        var filled = [(rank: Int, position: Int)](repeating: (-1, 0), count: prepared.slots.count)
+        for (rank, result) in results.enumerated() {
+            let slotOfItem = prepared.slotOfItem[rank]
+            for (position, record) in result.records.enumerated() {
+                guard slotOfItem.indices.contains(record.item), slotOfItem[record.item] >= 0 else {
+                    throw CheckpointError(
+                        .protocolViolation, "rank \(rank) reported item \(record.item), which it was not asked to write")
+                }
+                let slot = slotOfItem[record.item]
+                guard filled[slot].rank < 0 else {
+                    throw CheckpointError(.protocolViolation, "rank \(rank) reported item \(record.item) twice")
+                }
+                filled[slot] = (rank, position)
+            }
+        }
+        var storageData = prepared.storageData
+        var sidecar = ChecksumSidecar(saveID: saveID)
+        sidecar.entries.reserveCapacity(prepared.slots.count)
+        for (slot, at) in zip(prepared.slots, filled) {
+            guard at.rank >= 0 else {
+                if let offsets = slot.offsets {
+                    throw CheckpointError(
+                        .protocolViolation, "rank \(slot.writer.rank) did not report chunk at \(offsets) of '\(slot.fqn)'")
+                }
+                throw CheckpointError(.protocolViolation, "rank \(slot.writer.rank) did not report value '\(slot.fqn)'")
+            }
+            let record = results[at.rank].records[at.position]
+            storageData[MetadataIndex(fqn: slot.fqn, offset: slot.offsets, index: slot.index)] = StorageInfo(
+                relativePath: record.file, offset: record.offset, length: record.length)
+            sidecar.entries.append(.init(record: record, fqn: slot.fqn, offsets: slot.offsets))
+        }
+        let metadata = DCPMetadata(
+            stateDictMetadata: prepared.stateDictMetadata, plannerData: prepared.plannerData, storageData: storageData,
+            storageMeta: StorageMeta(
+                checkpointID: .path(className: "PosixPath", components: Self.pathComponents(directory)), saveID: saveID,
+                loadID: nil, modules: []),
+            version: "1.0.0")
+        return (metadata, sidecar)
+    }
+
+    /// Writes the checksum sidecar and `.metadata.tmp` (encoded, written and fsynced concurrently),
+    /// then renames `.metadata.tmp` to `.metadata` and fsyncs the directory: both files are durable
+    /// before `.metadata` appears.
+    func commit(
+        results: [WriteResultMessage], prepared: PreparedCommit, engine: IOEngine, options: CheckpointOptions
+    ) async throws {
+        let (metadata, sidecar) = try finalMetadata(prepared, results: results)
+        let target = writeDirectory
         let temporary = target + "/" + Checkpointer.metadataFileName + ".tmp"
-        try await Self.writeDurably(metadata.encoded(), to: temporary, engine: engine)
+        let writeChecksums = options.writeChecksums
+        async let sidecarWritten: Void = {
+            guard writeChecksums else { return }
+            let bytes = try sidecar.encoded()
+            try await Self.writeDurably(bytes, to: target + "/" + Checkpointer.checksumFileName, engine: engine)
+        }()
+        async let metadataWritten: Void = {
+            let bytes = metadata.encoded()
+            try await Self.writeDurably(bytes, to: temporary, engine: engine)
+        }()
+        var failure: (any Error)?
+        do { try await sidecarWritten } catch { failure = error }
+        do { try await metadataWritten } catch { failure = failure ?? error }
+        if let failure {
+            unlink(temporary)
+            throw failure
+        }
         let committed = target + "/" + Checkpointer.metadataFileName
         try engine.rename(temporary, to: committed)
         do {
