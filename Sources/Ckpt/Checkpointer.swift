@@ -248,21 +248,33 @@ public final class Checkpointer: Sendable {
         var payloadBytes = 0
         var prefixes: [RecordPrefixKey: RecordLayout] = [:]
         do {
-            // Preallocate about the final length (payloads plus a generous allowance for record
-            // headers and alignment; `finish` trims the rest, the writer grows past it if needed).
-            try writer.reserve(work.reduce(0) { total, item in
-                if case .chunk(let dtype, let chunk) = item.source {
-                    return total + chunk.elementCount * dtype.itemSize + 2 * RecordFileWriter.alignment
-                }
-                return total + RecordFileWriter.alignment
-            })
             // BYTE_IO records first (DCP order), then tensors.
             let ordered = work.filter { if case .value = $0.source { true } else { false } }
                 + work.filter { if case .chunk = $0.source { true } else { false } }
+            // The file's exact final length, preallocated at once: record lengths do not depend on
+            // the CRCs, so the layouts cached here serve the writes below. (Reserving more and
+            // trimming would free blocks, which costs discards on file systems mounted with them.)
+            var values: [Int: [UInt8]] = [:]
+            var expected = 0
             for (index, source) in ordered {
                 switch source {
                 case .value(let value):
                     let record = try ByteIORecord.encode(value)
+                    values[index] = record
+                    expected += record.count
+                case .chunk(let dtype, let chunk):
+                    let key = recordKey(dtype: dtype, chunk: chunk, file: file, options: options)
+                    if key.alignment == RecordFileWriter.alignment {
+                        expected = (expected + key.alignment - 1) / key.alignment * key.alignment
+                    }
+                    expected += try prefix(key, cache: &prefixes).recordLength
+                }
+            }
+            try writer.reserve((expected + RecordFileWriter.alignment - 1) / RecordFileWriter.alignment * RecordFileWriter.alignment)
+            for (index, source) in ordered {
+                switch source {
+                case .value(let value):
+                    let record = try values[index] ?? ByteIORecord.encode(value)
                     let offset = writer.position
                     let hash = record.withUnsafeBytes { PayloadHashes.compute($0, crc: false, xxh3: true) }
                     try await writer.append(record)
@@ -306,23 +318,33 @@ public final class Checkpointer: Sendable {
         var alignment: Int
     }
 
+    /// The record shape of a chunk: large payloads go straight from tensor memory at a 4096-aligned
+    /// file offset, small ones are packed with 64-byte alignment.
+    static func recordKey(dtype: DType, chunk: TensorChunk, file: IOFile, options: CheckpointOptions) -> RecordPrefixKey {
+        let count = chunk.elementCount * dtype.itemSize
+        let direct = options.direct && file.isDirect && count >= options.directPayloadThreshold
+        return RecordPrefixKey(dtype: dtype, shape: chunk.sizes, alignment: direct ? RecordFileWriter.alignment : 64)
+    }
+
+    /// The record layout (CRC 0) of `key`, cached.
+    static func prefix(_ key: RecordPrefixKey, cache: inout [RecordPrefixKey: RecordLayout]) throws -> RecordLayout {
+        if let cached = cache[key] { return cached }
+        let layout = try TorchTensorRecord.layout(dtype: key.dtype, shape: key.shape, payloadCRC32: 0, alignment: key.alignment)
+        cache[key] = layout
+        return layout
+    }
+
     static func writeTensorRecord(
         dtype: DType, chunk: TensorChunk, writer: RecordFileWriter, options: CheckpointOptions,
         prefixes: inout [RecordPrefixKey: RecordLayout]
     ) async throws -> TensorRecordWritten {
         let count = chunk.elementCount * dtype.itemSize
-        let direct = options.direct && writer.file.isDirect && count >= options.directPayloadThreshold
-        let alignment = direct ? RecordFileWriter.alignment : 64
+        let key = recordKey(dtype: dtype, chunk: chunk, file: writer.file, options: options)
+        let direct = key.alignment == RecordFileWriter.alignment
+        let alignment = key.alignment
         if direct { try await writer.padToAlignment() }
         let offset = writer.position
-        let key = RecordPrefixKey(dtype: dtype, shape: chunk.sizes, alignment: alignment)
-        let head: RecordLayout
-        if let cached = prefixes[key] {
-            head = cached
-        } else {
-            head = try TorchTensorRecord.layout(dtype: dtype, shape: chunk.sizes, payloadCRC32: 0, alignment: alignment)
-            prefixes[key] = head
-        }
+        let head = try prefix(key, cache: &prefixes)
         try await writer.append(head.prefix)
         var hashes = PayloadHashes()
         if direct {
