@@ -1,3 +1,5 @@
+import Glibc
+
 /// Memory holding tensor bytes: allocated by ckpt (4096-byte aligned, so the I/O engine can write
 /// and read it with O_DIRECT without staging) or lent by the caller.
 ///
@@ -23,12 +25,27 @@ public final class TensorBuffer: @unchecked Sendable {
 
     /// Allocates `byteCount` bytes aligned to 4096 without initializing them (every byte is
     /// expected to be overwritten, e.g. by a load).
+    ///
+    /// Buffers of 2 MiB or more are 2 MiB-aligned and advised for transparent huge pages: fewer
+    /// page faults, and O_DIRECT transfers from them pin whole huge pages and reach the device in
+    /// large segments (with 4 KiB pages a request carries at most `max_segments` pages, e.g. 1016
+    /// KiB on virtio-blk).
     public init(uninitializedByteCount byteCount: Int) {
         precondition(byteCount >= 0, "byteCount must not be negative")
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: Self.alignment)
-        bytes = UnsafeMutableRawBufferPointer(start: raw, count: byteCount)
+        if byteCount >= Self.hugePageSize {
+            let rounded = (byteCount + Self.hugePageSize - 1) / Self.hugePageSize * Self.hugePageSize
+            let raw = UnsafeMutableRawPointer.allocate(byteCount: rounded, alignment: Self.hugePageSize)
+            _ = madvise(raw, rounded, MADV_HUGEPAGE)
+            bytes = UnsafeMutableRawBufferPointer(start: raw, count: byteCount)
+        } else {
+            let raw = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: Self.alignment)
+            bytes = UnsafeMutableRawBufferPointer(start: raw, count: byteCount)
+        }
         owned = true
     }
+
+    /// Size of a transparent huge page on x86-64 and most arm64 kernels.
+    static let hugePageSize = 2 << 20
 
     /// Wraps memory the caller owns and keeps alive for as long as this buffer is used.
     public init(borrowing memory: UnsafeMutableRawBufferPointer) {

@@ -62,13 +62,16 @@ public final class IOBufferPool: Sendable {
             var pointer: UnsafeMutableRawPointer?
             if useNuma {
                 pointer = ckpt_numa_alloc_onnode(size, node)
-            } else if posix_memalign(&pointer, Self.alignment, size) != 0 {
+            } else if posix_memalign(&pointer, size >= Self.hugePageSize ? Self.hugePageSize : Self.alignment, size) != 0 {
                 pointer = nil
             }
             guard let pointer else {
                 for s in made { Self.free(s) }
                 throw IOError.make(.other, "could not allocate \(count) I/O buffers of \(size) bytes")
             }
+            // Transparent huge pages where the buffer spans them: transfers reach the device in
+            // large segments, and registration or pinning handles whole huge pages.
+            if size >= Self.hugePageSize { _ = madvise(pointer, size, MADV_HUGEPAGE) }
             made.append(Storage(bytes: UnsafeMutableRawBufferPointer(start: pointer, count: size), numa: useNuma))
         }
         storage = made
@@ -83,6 +86,9 @@ public final class IOBufferPool: Sendable {
         guard let base = s.bytes.baseAddress else { return }
         if s.numa { ckpt_numa_free(base, s.bytes.count) } else { Glibc.free(base) }
     }
+
+    /// Size of a transparent huge page on x86-64 and most arm64 kernels.
+    static let hugePageSize = 2 << 20
 
     /// Total bytes of the pool.
     public var capacityBytes: Int { bufferSize * bufferCount }
