@@ -1,13 +1,41 @@
 extension DCPMetadata {
     /// Decodes a `.metadata` file (any pickle producing PyTorch's object graph) with the safe reader.
+    ///
+    /// The reader's limits and allow-list apply as for ``PickleReader/decode(_:)-(UnsafeRawBufferPointer)``
+    /// (every limit, the expansion guard included, is checked on the whole pickle); the Swift
+    /// model is then read straight from the parsed object graph, without building a
+    /// ``PickleValue`` tree. The result, and the error for an input that is not a DCP `Metadata`
+    /// graph, are those of ``init(pickle:)`` on the decoded tree.
     public init(decoding bytes: UnsafeRawBufferPointer, reader: PickleReader = PickleReader()) throws(FormatError) {
-        let decoded = try reader.decode(bytes)
-        self = try MetadataDecoder.metadata(decoded.value)
+        let parsed = try reader.parseGraph(bytes)
+        do {
+            self = try MetadataGraphDecoder(graph: parsed.graph).metadata(parsed.root)
+        } catch {
+            // Not the expected shape: the tree decoder names what is wrong.
+            let value = try parsed.graph.materialize(parsed.root, limits: reader.limits, offset: parsed.endOffset)
+            self = try MetadataDecoder.metadata(value)
+        }
     }
 
     /// Decodes a `.metadata` file held in an array.
     public init(decoding bytes: [UInt8], reader: PickleReader = PickleReader()) throws(FormatError) {
-        self = try MetadataDecoder.metadata(try reader.decode(bytes))
+        self = try Self.decode(bytes, reader)
+    }
+
+    private static func decode(_ bytes: [UInt8], _ reader: PickleReader) throws(FormatError) -> DCPMetadata {
+        do {
+            return try bytes.withUnsafeBytes { raw in try DCPMetadata(decoding: raw, reader: reader) }
+        } catch let e as FormatError {
+            throw e
+        } catch {
+            throw FormatError(.invalidValue, "\(error)", offset: 0)
+        }
+    }
+
+    /// The reference path of ``init(decoding:reader:)-(UnsafeRawBufferPointer,_)``: decode the
+    /// ``PickleValue`` tree, then read the model from it (tests compare both paths).
+    static func decodingTree(_ bytes: UnsafeRawBufferPointer, reader: PickleReader = PickleReader()) throws(FormatError) -> DCPMetadata {
+        try MetadataDecoder.metadata(try reader.decode(bytes).value)
     }
 
     /// Decodes from an already unpickled tree.
