@@ -47,7 +47,8 @@ public struct PickleReader: Sendable {
         var machine = PickleMachine(buffer: bytes, limits: limits, allowList: allowList)
         let root = try machine.run()
         let end = machine.reader.position
-        try machine.graph.checkExpansion(root: root, parsedObjects: machine.nodeCount, limits: limits, offset: end)
+        try machine.graph.checkExpansion(
+            root: root, exact: !machine.needsWalk, parsedObjects: machine.nodeCount, limits: limits, offset: end)
         return ParsedGraph(graph: machine.graph, root: root, endOffset: end)
     }
 

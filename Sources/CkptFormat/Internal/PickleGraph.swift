@@ -27,12 +27,19 @@ struct PickleGraph {
     /// indexes ``globals``; object: `a` indexes ``objects``; persistentID: `a` is the pid node;
     /// tuple, list, dict (flattened key, value pairs), set, frozenSet: ``children``.
     struct Node {
+        var a = 0
+        var b = 0
+        /// Nodes of the tree this node expands to (shared references copied), saturating above
+        /// `maxItems`. Exact while ``PickleMachine/needsWalk`` is false.
+        var size = 1
+        var children = Children()
+        /// Longest path (in nodes) down from this node; exact like ``size``.
+        var height: Int32 = 1
         var kind: Kind
         /// Pushed more than once (memo GET, DUP): materialized once and shared.
         var shared = false
-        var children = Children()
-        var a = 0
-        var b = 0
+        /// Already a child of some node (its size and height were added to its parent's).
+        var sealed = false
 
         init(_ kind: Kind, a: Int = 0, b: Int = 0) {
             self.kind = kind
@@ -127,24 +134,6 @@ struct PickleGraph {
         }
         return -1
     }
-
-    /// Appends `items` to a child list (extending its last segment when it ends where the new
-    /// edges start, the common case of a container filled in one go).
-    mutating func append(_ list: inout Children, _ items: ArraySlice<Int32>) {
-        let n = items.count
-        guard n > 0 else { return }
-        let start = edges.count
-        edges.append(contentsOf: items)
-        if list.tail >= 0, Int(segments[Int(list.tail)].start) + Int(segments[Int(list.tail)].count) == start {
-            segments[Int(list.tail)].count += Int32(n)
-        } else {
-            segments.append(Segment(start: Int32(start), count: Int32(n)))
-            let s = Int32(segments.count - 1)
-            if list.tail >= 0 { segments[Int(list.tail)].next = s } else { list.head = s }
-            list.tail = s
-        }
-        list.count += Int32(n)
-    }
 }
 
 // MARK: - Expansion guard
@@ -152,14 +141,30 @@ struct PickleGraph {
 extension PickleGraph {
     /// Refuses graphs whose tree expansion (shared references copied) is too deep (cycles
     /// included) or too big: more than `maxItems` nodes, or more than `max(2^20, 64 x parsed
-    /// objects)` (a memo bomb). Linear in the graph: each node's expanded size and height are
-    /// computed once; a node reached again is only checked against the depth it is reached at.
+    /// objects)` (a memo bomb). Refuses exactly what materializing the tree under the same limits
+    /// would refuse, without building it.
     ///
-    /// Refuses exactly what materializing the tree under the same limits would refuse, without
-    /// building it.
-    func checkExpansion(root: Int32, parsedObjects: Int, limits: PickleLimits, offset: Int) throws(FormatError) {
-        var walk = ExpansionWalk(graph: self, limits: limits, offset: offset)
-        let expanded = try walk.visit(root, depth: 0).size
+    /// `exact`: the machine kept every node's expanded size and height up to date (no node was
+    /// changed after it became a child), so the root's are the answer. Otherwise (a container
+    /// grown after it was shared, a cycle) the graph is walked: linear, as each node's expanded
+    /// size and height are computed once and a node reached again is only checked against the
+    /// depth it is reached at.
+    func checkExpansion(root: Int32, exact: Bool, parsedObjects: Int, limits: PickleLimits, offset: Int) throws(FormatError) {
+        let expanded: Int
+        if exact {
+            let r = nodes[Int(root)]
+            guard Int(r.height) <= limits.maxDepth else {
+                throw FormatError(.limitExceeded, "pickle value nesting deeper than \(limits.maxDepth) (or cyclic)", offset: offset)
+            }
+            guard r.size <= limits.maxItems else {
+                throw FormatError(
+                    .limitExceeded, "pickle value expands to more than \(limits.maxItems) items (shared references)", offset: offset)
+            }
+            expanded = r.size
+        } else {
+            var walk = ExpansionWalk(graph: self, limits: limits, offset: offset)
+            expanded = try walk.visit(root, depth: 0).size
+        }
         let (scaled, overflow) = parsedObjects.multipliedReportingOverflow(by: 64)
         guard expanded <= Swift.max(1 << 20, overflow ? Int.max : scaled) else {
             throw FormatError(

@@ -20,6 +20,11 @@ struct PickleMachine {
     let itemLimit: Int
     /// Byte spellings of ``PickleGraph/globals``, for interning without building strings.
     var globalSpellings: [(module: [UInt8], name: [UInt8])] = []
+    /// Set when a node changed after it became a child (or joined itself): the expanded sizes kept
+    /// per node are then stale and the expansion guard walks the graph instead.
+    var needsWalk = false
+    /// Expanded sizes saturate here (just above `maxItems`).
+    let sizeCap: Int
 
     init(buffer: UnsafeRawBufferPointer, limits: PickleLimits, allowList: PickleAllowList) {
         self.reader = ByteReader(buffer)
@@ -27,6 +32,7 @@ struct PickleMachine {
         self.allowList = allowList
         self.graph = PickleGraph(buffer: buffer)
         self.itemLimit = Swift.min(limits.maxItems, Int(Int32.max) - 1)
+        self.sizeCap = limits.maxItems < Int.max ? Swift.max(limits.maxItems, 0) + 1 : Int.max
         // A pickle needs at least one byte per pushed value: size the arrays once.
         let guess = Swift.min(buffer.count / 3, itemLimit) + 16
         graph.nodes.reserveCapacity(guess)
@@ -71,7 +77,7 @@ struct PickleMachine {
     @inline(__always)
     mutating func push(shared id: Int32) throws(FormatError) {
         try push(id)
-        graph.nodes[Int(id)].shared = true
+        if !graph.nodes[Int(id)].shared { graph.nodes[Int(id)].shared = true }
     }
 
     @inline(__always)
@@ -105,9 +111,72 @@ struct PickleMachine {
     /// Pushes a new container whose children are `stack[from...]` (removed from the stack).
     mutating func pushContainer(_ kind: PickleGraph.Kind, from m: Int) throws(FormatError) {
         var node = PickleGraph.Node(kind)
-        graph.append(&node.children, stack[m...])
-        stack.removeLast(stack.count - m)
+        let (size, height) = link(&node.children, owner: -1, from: m)
+        node.size = addSizes(1, size)
+        node.height = height &+ 1
         try push(new: node)
+    }
+
+    // MARK: Children and expanded sizes
+
+    @inline(__always)
+    func addSizes(_ a: Int, _ b: Int) -> Int {
+        let (s, overflow) = a.addingReportingOverflow(b)
+        return overflow || s > sizeCap ? sizeCap : s
+    }
+
+    /// Makes `id` a child: returns its expanded size and height, and marks it sealed.
+    @inline(__always)
+    mutating func seal(_ id: Int32) -> (size: Int, height: Int32) {
+        let n = graph.nodes[Int(id)]
+        if !n.sealed { graph.nodes[Int(id)].sealed = true }
+        return (n.size, n.height)
+    }
+
+    /// Before `owner` gains children: a sealed node's size was already added to its parents'.
+    @inline(__always)
+    mutating func willChange(_ owner: Int32) {
+        if graph.nodes[Int(owner)].sealed { needsWalk = true }
+    }
+
+    /// Adds the expanded size and height of new children to `owner`.
+    @inline(__always)
+    mutating func grow(_ owner: Int32, by size: Int, height: Int32) {
+        let i = Int(owner)
+        graph.nodes[i].size = addSizes(graph.nodes[i].size, size)
+        if height >= graph.nodes[i].height { graph.nodes[i].height = height &+ 1 }
+    }
+
+    /// Moves `stack[m...]` to the end of the child list `list` of `owner` (`-1`: a node not in the
+    /// graph yet), sealing them; returns their summed expanded size and greatest height. Extends
+    /// the list's last segment when it ends where the new edges start (a container filled in one
+    /// go, or batch after batch with nothing in between).
+    mutating func link(_ list: inout PickleGraph.Children, owner: Int32, from m: Int) -> (size: Int, height: Int32) {
+        let n = stack.count - m
+        guard n > 0 else { return (0, 0) }
+        let start = graph.edges.count
+        var total = 0
+        var height: Int32 = 0
+        for i in m..<stack.count {
+            let c = stack[i]
+            if c == owner { needsWalk = true }
+            let (s, h) = seal(c)
+            total = addSizes(total, s)
+            if h > height { height = h }
+            graph.edges.append(c)
+        }
+        stack.removeLast(n)
+        if list.tail >= 0, Int(graph.segments[Int(list.tail)].start) + Int(graph.segments[Int(list.tail)].count) == start {
+            graph.segments[Int(list.tail)].count += Int32(n)
+        } else {
+            // Edges and segments never outnumber pushed values (< Int32.max).
+            graph.segments.append(PickleGraph.Segment(start: Int32(start), count: Int32(n)))
+            let s = Int32(graph.segments.count - 1)
+            if list.tail >= 0 { graph.segments[Int(list.tail)].next = s } else { list.head = s }
+            list.tail = s
+        }
+        list.count += Int32(n)
+        return (total, height)
     }
 
     // MARK: Memo
@@ -229,39 +298,45 @@ struct PickleMachine {
     /// Appends `stack[m...]` to the list (or list-like object) `target`, removing them from the stack.
     mutating func appendItems(to target: Int32, from m: Int, _ opName: String) throws(FormatError) {
         let t = Int(target)
+        let added: (size: Int, height: Int32)
         switch graph.nodes[t].kind {
         case .list:
+            willChange(target)
             var c = graph.nodes[t].children
-            graph.append(&c, stack[m...])
+            added = link(&c, owner: target, from: m)
             graph.nodes[t].children = c
         case .object:
+            willChange(target)
             let o = graph.nodes[t].a
             var c = graph.objects[o].listItems
-            graph.append(&c, stack[m...])
+            added = link(&c, owner: target, from: m)
             graph.objects[o].listItems = c
         default:
             throw fail(.invalidValue, "\(opName) target is not a list")
         }
-        stack.removeLast(stack.count - m)
+        grow(target, by: added.size, height: added.height)
     }
 
     /// Appends key, value pairs `stack[m...]` to the dict (or dict-like object) `target`.
     mutating func setItems(in target: Int32, from m: Int, _ opName: String) throws(FormatError) {
         let t = Int(target)
+        let added: (size: Int, height: Int32)
         switch graph.nodes[t].kind {
         case .dict:
+            willChange(target)
             var c = graph.nodes[t].children
-            graph.append(&c, stack[m...])
+            added = link(&c, owner: target, from: m)
             graph.nodes[t].children = c
         case .object:
+            willChange(target)
             let o = graph.nodes[t].a
             var c = graph.objects[o].dictItems
-            graph.append(&c, stack[m...])
+            added = link(&c, owner: target, from: m)
             graph.objects[o].dictItems = c
         default:
             throw fail(.invalidValue, "\(opName) target is not a dict")
         }
-        stack.removeLast(stack.count - m)
+        grow(target, by: added.size, height: added.height)
     }
 
     // MARK: Run
@@ -380,12 +455,13 @@ struct PickleMachine {
                 guard m > floor else {
                     throw fail(.invalidValue, "expected a set for ADDITEMS on the pickle stack, found it empty")
                 }
-                let set = Int(stack[m - 1])
-                guard graph.nodes[set].kind == .set else { throw fail(.invalidValue, "ADDITEMS target is not a set") }
-                var c = graph.nodes[set].children
-                graph.append(&c, stack[m...])
-                graph.nodes[set].children = c
-                stack.removeLast(stack.count - m)
+                let set = stack[m - 1]
+                guard graph.nodes[Int(set)].kind == .set else { throw fail(.invalidValue, "ADDITEMS target is not a set") }
+                willChange(set)
+                var c = graph.nodes[Int(set)].children
+                let added = link(&c, owner: set, from: m)
+                graph.nodes[Int(set)].children = c
+                grow(set, by: added.size, height: added.height)
             case 0x73:  // SETITEM
                 guard stack.count - floor >= 1 else {
                     throw fail(.invalidValue, "expected a dict value on the pickle stack, found it empty")
@@ -423,16 +499,29 @@ struct PickleMachine {
                     throw fail(.invalidValue, "REDUCE/NEWOBJ callable is not a global reference")
                 }
                 graph.objects.append(PickleGraph.Object(construction: op == 0x52 ? .reduce : .newObj, callable: callable, args: args))
-                try push(new: PickleGraph.Node(.object, a: graph.objects.count - 1))
+                var node = PickleGraph.Node(.object, a: graph.objects.count - 1)
+                let c = seal(callable), a = seal(args)
+                node.size = addSizes(addSizes(1, c.size), a.size)
+                node.height = Swift.max(c.height, a.height) &+ 1
+                try push(new: node)
             case 0x62:  // BUILD
                 let state = try pop("BUILD state")
-                let obj = graph.nodes[Int(try top("an object to BUILD"))]
+                let target = try top("an object to BUILD")
+                let obj = graph.nodes[Int(target)]
                 guard obj.kind == .object else { throw fail(.invalidValue, "BUILD target is not a constructed object") }
                 guard graph.objects[obj.a].state < 0 else { throw fail(.invalidValue, "BUILD applied twice to one object") }
                 graph.objects[obj.a].state = state
+                willChange(target)
+                if state == target { needsWalk = true }
+                let added = seal(state)
+                grow(target, by: added.size, height: added.height)
             case 0x51:  // BINPERSID
                 let pid = try pop("a persistent id")
-                try push(new: PickleGraph.Node(.persistentID, a: Int(pid)))
+                var node = PickleGraph.Node(.persistentID, a: Int(pid))
+                let p = seal(pid)
+                node.size = addSizes(1, p.size)
+                node.height = p.height &+ 1
+                try push(new: node)
             case 0x94: try memoPut(memoCount)
             case 0x71: try memoPut(Int(try reader.u8("BINPUT index")))
             case 0x72: try memoPut(Int(try reader.u32("LONG_BINPUT index")))
