@@ -174,7 +174,7 @@ extension PickleGraph {
         }
     }
 
-    private struct ExpansionWalk {
+    struct ExpansionWalk {
         let graph: PickleGraph
         let limits: PickleLimits
         let offset: Int
