@@ -33,11 +33,12 @@ struct PickleMachine {
         self.graph = PickleGraph(buffer: buffer)
         self.itemLimit = Swift.min(limits.maxItems, Int(Int32.max) - 1)
         self.sizeCap = limits.maxItems < Int.max ? Swift.max(limits.maxItems, 0) + 1 : Int.max
-        // A pickle needs at least one byte per pushed value: size the arrays once.
-        let guess = Swift.min(buffer.count / 3, itemLimit) + 16
+        // About one value per 3 bytes in real pickles; capped so that a big input (a large bytes
+        // payload) does not reserve much up front: past this the arrays grow geometrically.
+        let guess = Swift.min(buffer.count / 3, itemLimit, 1 << 16) + 16
         graph.nodes.reserveCapacity(guess)
         graph.edges.reserveCapacity(guess)
-        memoDense.reserveCapacity(Swift.min(buffer.count / 4, limits.maxMemoEntries) + 16)
+        memoDense.reserveCapacity(Swift.min(guess, limits.maxMemoEntries))
     }
 
     func fail(_ code: FormatError.Code, _ message: String) -> FormatError {
