@@ -1,7 +1,9 @@
 /// A safe pickle reader (protocols 0–5 opcodes used by PyTorch checkpoints). It interprets the
-/// stream as a stack machine that only builds a ``PickleValue`` tree: nothing is imported or
-/// called, globals outside the allow-list are rejected, and all sizes are bounded by
-/// ``PickleLimits``.
+/// stream as a stack machine that only builds an inert object graph, then a ``PickleValue`` tree:
+/// nothing is imported or called, globals outside the allow-list are rejected, and all sizes are
+/// bounded by ``PickleLimits``. Shared references (the memo) are bounded too: a graph whose tree
+/// expansion is too deep, cyclic, or too big (a memo bomb) is refused before any tree is built,
+/// in time linear in the input.
 public struct PickleReader: Sendable {
     /// Limits applied while decoding.
     public var limits: PickleLimits
