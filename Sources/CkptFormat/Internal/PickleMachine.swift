@@ -33,9 +33,10 @@ struct PickleMachine {
         self.graph = PickleGraph(buffer: buffer)
         self.itemLimit = Swift.min(limits.maxItems, Int(Int32.max) - 1)
         self.sizeCap = limits.maxItems < Int.max ? Swift.max(limits.maxItems, 0) + 1 : Int.max
-        // About one value per 3 bytes in real pickles; capped so that a big input (a large bytes
-        // payload) does not reserve much up front: past this the arrays grow geometrically.
-        let guess = Swift.min(buffer.count / 3, itemLimit, 1 << 16) + 16
+        // About one value per 3 bytes in real pickles. Reserved pages cost no memory until used,
+        // but the cap keeps a huge input (a large bytes payload) from reserving gigabytes:
+        // past it the arrays grow geometrically.
+        let guess = Swift.min(buffer.count / 3, itemLimit, 1 << 20) + 16
         graph.nodes.reserveCapacity(guess)
         graph.edges.reserveCapacity(guess)
         memoDense.reserveCapacity(Swift.min(guess, limits.maxMemoEntries))
