@@ -1,13 +1,41 @@
 extension DCPMetadata {
     /// Decodes a `.metadata` file (any pickle producing PyTorch's object graph) with the safe reader.
+    ///
+    /// The reader's limits and allow-list apply as for ``PickleReader/decode(_:)-(UnsafeRawBufferPointer)``
+    /// (every limit, the expansion guard included, is checked on the whole pickle); the Swift
+    /// model is then read straight from the parsed object graph, without building a
+    /// ``PickleValue`` tree. The result, and the error for an input that is not a DCP `Metadata`
+    /// graph, are those of ``init(pickle:)`` on the decoded tree.
     public init(decoding bytes: UnsafeRawBufferPointer, reader: PickleReader = PickleReader()) throws(FormatError) {
-        let decoded = try reader.decode(bytes)
-        self = try MetadataDecoder.metadata(decoded.value)
+        let parsed = try reader.parseGraph(bytes)
+        do {
+            self = try MetadataGraphDecoder(graph: parsed.graph).metadata(parsed.root)
+        } catch {
+            // Not the expected shape: the tree decoder names what is wrong.
+            let value = try parsed.graph.materialize(parsed.root, limits: reader.limits, offset: parsed.endOffset)
+            self = try MetadataDecoder.metadata(value)
+        }
     }
 
     /// Decodes a `.metadata` file held in an array.
     public init(decoding bytes: [UInt8], reader: PickleReader = PickleReader()) throws(FormatError) {
-        self = try MetadataDecoder.metadata(try reader.decode(bytes))
+        self = try Self.decode(bytes, reader)
+    }
+
+    private static func decode(_ bytes: [UInt8], _ reader: PickleReader) throws(FormatError) -> DCPMetadata {
+        do {
+            return try bytes.withUnsafeBytes { raw in try DCPMetadata(decoding: raw, reader: reader) }
+        } catch let e as FormatError {
+            throw e
+        } catch {
+            throw FormatError(.invalidValue, "\(error)", offset: 0)
+        }
+    }
+
+    /// The reference path of ``init(decoding:reader:)-(UnsafeRawBufferPointer,_)``: decode the
+    /// ``PickleValue`` tree, then read the model from it (tests compare both paths).
+    static func decodingTree(_ bytes: UnsafeRawBufferPointer, reader: PickleReader = PickleReader()) throws(FormatError) -> DCPMetadata {
+        try MetadataDecoder.metadata(try reader.decode(bytes).value)
     }
 
     /// Decodes from an already unpickled tree.
@@ -302,19 +330,84 @@ enum MetadataEncoder {
     static let dtypeModule = PickleEmitter.MemoKey.token("dtype-module:torch")
     static let sizeModule = PickleEmitter.MemoKey.token("class-module:torch")
 
-    static func cls(_ e: inout PickleEmitter, _ name: String) { e.global(md, name) }
+    /// The attribute names and classes every `.metadata` repeats: their memo indices are cached
+    /// in emitter slots after first use (``PickleEmitter/cachedString(_:_:)``), so each repeat
+    /// costs no hashing. Slots `dtypeBase + i` hold the dtype globals.
+    enum Slot: Int {
+        // Attribute names.
+        case stateDictMetadata, plannerData, storageData, storageMeta, version, properties, size, chunks, offsets, sizes
+        case fqn, index, offset, relativePath, length, transformDescriptors, checkpointID, saveID, loadID, modules
+        // Classes.
+        case metadata, tensorStorageMetadata, bytesStorageMetadata, tensorProperties, chunkStorageMetadata, metadataIndex
+        case storageMetaClass, memFormatEncoding, storageInfo, torchSize, getLayout
 
-    /// NEWOBJ with `()` + MEMOIZE, then EMPTY_DICT + MEMOIZE + items + BUILD.
-    static func newObj(_ e: inout PickleEmitter, _ name: String, module: String = md, _ items: [(String, (inout PickleEmitter) -> Void)]) {
-        e.global(module, name)
+        static let dtypeBase = 64
+
+        var text: String {
+            switch self {
+            case .stateDictMetadata: return "state_dict_metadata"
+            case .plannerData: return "planner_data"
+            case .storageData: return "storage_data"
+            case .storageMeta: return "storage_meta"
+            case .version: return "version"
+            case .properties: return "properties"
+            case .size: return "size"
+            case .chunks: return "chunks"
+            case .offsets: return "offsets"
+            case .sizes: return "sizes"
+            case .fqn: return "fqn"
+            case .index: return "index"
+            case .offset: return "offset"
+            case .relativePath: return "relative_path"
+            case .length: return "length"
+            case .transformDescriptors: return "transform_descriptors"
+            case .checkpointID: return "checkpoint_id"
+            case .saveID: return "save_id"
+            case .loadID: return "load_id"
+            case .modules: return "modules"
+            case .metadata: return "Metadata"
+            case .tensorStorageMetadata: return "TensorStorageMetadata"
+            case .bytesStorageMetadata: return "BytesStorageMetadata"
+            case .tensorProperties: return "TensorProperties"
+            case .chunkStorageMetadata: return "ChunkStorageMetadata"
+            case .metadataIndex: return "MetadataIndex"
+            case .storageMetaClass: return "StorageMeta"
+            case .memFormatEncoding: return "_MEM_FORMAT_ENCODING"
+            case .storageInfo: return "_StorageInfo"
+            case .torchSize: return "Size"
+            case .getLayout: return "_get_layout"
+            }
+        }
+
+        var module: String {
+            switch self {
+            case .storageInfo: return "torch.distributed.checkpoint.filesystem"
+            case .torchSize: return "torch"
+            case .getLayout: return "torch.serialization"
+            default: return MetadataEncoder.md
+            }
+        }
+    }
+
+    /// An attribute name (shared by value, like CPython's interned identifiers).
+    @inline(__always)
+    static func name(_ e: inout PickleEmitter, _ slot: Slot) { e.cachedString(slot.rawValue, slot.text) }
+
+    /// A class reference.
+    @inline(__always)
+    static func cls(_ e: inout PickleEmitter, _ slot: Slot) {
+        e.cachedGlobal(slot.rawValue, slot.module, slot.text, moduleIdentity: slot == .torchSize ? sizeModule : nil)
+    }
+
+    /// NEWOBJ with `()` + MEMOIZE, then EMPTY_DICT + MEMOIZE + `count` items (`item(e, i)` emits
+    /// the i-th name and value) + BUILD.
+    static func newObj(_ e: inout PickleEmitter, _ slot: Slot, count: Int, _ item: (inout PickleEmitter, Int) -> Void) {
+        cls(&e, slot)
         e.tuple(count: 0) { _ in }
         e.out.u8(0x81)
         e.memoize()
         emptyContainer(&e, 0x7D)
-        e.batch(items.count, single: 0x73, many: 0x75) { em, i in
-            em.string(items[i].0)
-            items[i].1(&em)
-        }
+        e.batch(count, single: 0x73, many: 0x75, item)
         e.out.u8(0x62)
     }
 
@@ -330,7 +423,7 @@ enum MetadataEncoder {
     }
 
     static func size(_ e: inout PickleEmitter, _ v: [Int]) {
-        e.global("torch", "Size", moduleIdentity: sizeModule)
+        cls(&e, .torchSize)
         e.tuple(count: 1) { em in intTuple(&em, v) }
         e.out.u8(0x52)
         e.memoize()
@@ -342,7 +435,7 @@ enum MetadataEncoder {
         case .singleProcess: e.string(s)
         case .gathered:
             if scope.isEmpty {
-                e.string(s, identity: .token("fresh:\(e.memoCount)"))
+                e.freshString(s)
             } else {
                 e.string(s, identity: .token(scope + ":" + s))
             }
@@ -389,26 +482,36 @@ enum MetadataEncoder {
     }
 
     static func metadata(_ m: DCPMetadata, _ style: MetadataPickleStyle, _ e: inout PickleEmitter) {
-        newObj(
-            &e, "Metadata",
-            [
-                ("state_dict_metadata", { e in stateDict(m, style, &e) }),
-                ("planner_data", { e in plannerData(m, style, &e) }),
-                ("storage_data", { e in storageData(m, style, &e) }),
-                ("storage_meta", { e in storageMeta(m.storageMeta, &e) }),
-                ("version", { e in if let v = m.version { e.string(v) } else { e.none() } }),
-            ])
+        newObj(&e, .metadata, count: 5) { e, i in
+            switch i {
+            case 0:
+                name(&e, .stateDictMetadata)
+                stateDict(m, style, &e)
+            case 1:
+                name(&e, .plannerData)
+                plannerData(m, style, &e)
+            case 2:
+                name(&e, .storageData)
+                storageData(m, style, &e)
+            case 3:
+                name(&e, .storageMeta)
+                storageMeta(m.storageMeta, &e)
+            default:
+                name(&e, .version)
+                if let v = m.version { e.string(v) } else { e.none() }
+            }
+        }
     }
 
     static func stateDict(_ m: DCPMetadata, _ style: MetadataPickleStyle, _ e: inout PickleEmitter) {
         emptyContainer(&e, 0x7D)
-        let entries = m.stateDictMetadata.entries
+        let keys = m.stateDictMetadata.keys, values = m.stateDictMetadata.values
         let sharedKeys = style == .gathered ? self.sharedKeys(m) : []
-        e.batch(entries.count, single: 0x73, many: 0x75) { e, i in
-            key(entries[i].key, style, shared: sharedKeys, &e)
-            switch entries[i].value {
+        e.batch(keys.count, single: 0x73, many: 0x75) { e, i in
+            key(keys[i], style, shared: sharedKeys, &e)
+            switch values[i] {
             case .bytes:
-                cls(&e, "BytesStorageMetadata")
+                cls(&e, .bytesStorageMetadata)
                 e.tuple(count: 0) { _ in }
                 e.out.u8(0x81)
                 e.memoize()
@@ -419,36 +522,41 @@ enum MetadataEncoder {
     }
 
     static func tensor(_ t: TensorStorageMetadata, _ e: inout PickleEmitter) {
-        newObj(
-            &e, "TensorStorageMetadata",
-            [
-                ("properties", { e in properties(t.properties, &e) }),
-                ("size", { e in size(&e, t.size) }),
-                (
-                    "chunks",
-                    { e in
-                        emptyContainer(&e, 0x5D)
-                        e.batch(t.chunks.count, single: 0x61, many: 0x65) { e, i in
-                            let c = t.chunks[i]
-                            newObj(&e, "ChunkStorageMetadata", [("offsets", { e in size(&e, c.offsets) }), ("sizes", { e in size(&e, c.sizes) })])
-                        }
+        newObj(&e, .tensorStorageMetadata, count: 3) { e, i in
+            switch i {
+            case 0:
+                name(&e, .properties)
+                properties(t.properties, &e)
+            case 1:
+                name(&e, .size)
+                size(&e, t.size)
+            default:
+                name(&e, .chunks)
+                emptyContainer(&e, 0x5D)
+                e.batch(t.chunks.count, single: 0x61, many: 0x65) { e, i in
+                    let c = t.chunks[i]
+                    newObj(&e, .chunkStorageMetadata, count: 2) { e, j in
+                        name(&e, j == 0 ? .offsets : .sizes)
+                        size(&e, j == 0 ? c.offsets : c.sizes)
                     }
-                ),
-            ])
+                }
+            }
+        }
     }
 
     static func properties(_ p: TensorProperties, _ e: inout PickleEmitter) {
-        cls(&e, "TensorProperties")
+        cls(&e, .tensorProperties)
         e.tuple(count: 0) { _ in }
         e.out.u8(0x81)
         e.memoize()
         e.tuple(count: 6) { e in
-            e.global("torch", p.dtype.torchName, moduleIdentity: dtypeModule)
+            let dtypeIndex = DType.allCases.firstIndex(of: p.dtype) ?? 0
+            e.cachedGlobal(Slot.dtypeBase + dtypeIndex, "torch", p.dtype.torchName, moduleIdentity: dtypeModule)
             // The layout and memory-format objects are singletons shared by identity.
             let layoutKey = PickleEmitter.MemoKey.token("layout:" + p.layout)
             e.boundary()
             if !e.get(layoutKey) {
-                e.global("torch.serialization", "_get_layout")
+                cls(&e, .getLayout)
                 e.tuple(count: 1) { e in e.string(p.layout) }
                 e.out.u8(0x52)
                 e.memoize(layoutKey)
@@ -457,7 +565,7 @@ enum MetadataEncoder {
             let mfKey = PickleEmitter.MemoKey.token("memfmt:\(p.memoryFormat)")
             e.boundary()
             if !e.get(mfKey) {
-                cls(&e, "_MEM_FORMAT_ENCODING")
+                cls(&e, .memFormatEncoding)
                 e.tuple(count: 1) { e in e.int(Int64(p.memoryFormat)) }
                 e.out.u8(0x52)
                 e.memoize(mfKey)
@@ -474,11 +582,11 @@ enum MetadataEncoder {
             return
         }
         emptyContainer(&e, 0x7D)
-        let entries = pd.entries
+        let keys = pd.keys, values = pd.values
         let sharedKeys = style == .gathered ? self.sharedKeys(m) : []
-        e.batch(entries.count, single: 0x73, many: 0x75) { e, i in
-            key(entries[i].key, style, shared: sharedKeys, &e)
-            let path = entries[i].value
+        e.batch(keys.count, single: 0x73, many: 0x75) { e, i in
+            key(keys[i], style, shared: sharedKeys, &e)
+            let path = values[i]
             e.tuple(count: path.count) { e in
                 for p in path {
                     switch p {
@@ -492,31 +600,40 @@ enum MetadataEncoder {
 
     static func storageData(_ m: DCPMetadata, _ style: MetadataPickleStyle, _ e: inout PickleEmitter) {
         emptyContainer(&e, 0x7D)
-        let entries = m.storageData.entries
-        e.batch(entries.count, single: 0x73, many: 0x75) { e, i in
-            let k = entries[i].key, v = entries[i].value
-            var items: [(String, (inout PickleEmitter) -> Void)] = [
-                ("fqn", { e in shared(k.fqn, style, scope: "", &e) }),
-                ("index", { e in if let x = k.index { e.int(Int64(x)) } else { e.none() } }),
-            ]
-            if let off = k.offset { items.append(("offset", { e in size(&e, off) })) }
-            newObj(&e, "MetadataIndex", items)
-            var info: [(String, (inout PickleEmitter) -> Void)] = [
-                ("relative_path", { e in shared(v.relativePath, style, scope: "path", &e) }),
-                ("offset", { e in e.int(Int64(v.offset)) }),
-                ("length", { e in e.int(Int64(v.length)) }),
-            ]
-            if let t = v.transformDescriptors {
-                info.append(
-                    (
-                        "transform_descriptors",
-                        { e in
-                            emptyContainer(&e, 0x5D)
-                            e.batch(t.count, single: 0x61, many: 0x65) { e, j in e.string(t[j]) }
-                        }
-                    ))
+        let keys = m.storageData.keys, values = m.storageData.values
+        e.batch(keys.count, single: 0x73, many: 0x75) { e, i in
+            let k = keys[i], v = values[i]
+            newObj(&e, .metadataIndex, count: k.offset == nil ? 2 : 3) { e, j in
+                switch j {
+                case 0:
+                    name(&e, .fqn)
+                    shared(k.fqn, style, scope: "", &e)
+                case 1:
+                    name(&e, .index)
+                    if let x = k.index { e.int(Int64(x)) } else { e.none() }
+                default:
+                    name(&e, .offset)
+                    size(&e, k.offset ?? [])
+                }
             }
-            newObj(&e, "_StorageInfo", module: "torch.distributed.checkpoint.filesystem", info)
+            newObj(&e, .storageInfo, count: v.transformDescriptors == nil ? 3 : 4) { e, j in
+                switch j {
+                case 0:
+                    name(&e, .relativePath)
+                    shared(v.relativePath, style, scope: "path", &e)
+                case 1:
+                    name(&e, .offset)
+                    e.int(Int64(v.offset))
+                case 2:
+                    name(&e, .length)
+                    e.int(Int64(v.length))
+                default:
+                    name(&e, .transformDescriptors)
+                    let t = v.transformDescriptors ?? []
+                    emptyContainer(&e, 0x5D)
+                    e.batch(t.count, single: 0x61, many: 0x65) { e, j in e.string(t[j]) }
+                }
+            }
         }
     }
 
@@ -525,33 +642,31 @@ enum MetadataEncoder {
             e.none()
             return
         }
-        newObj(
-            &e, "StorageMeta",
-            [
-                (
-                    "checkpoint_id",
-                    { e in
-                        switch s.checkpointID {
-                        case nil: e.none()
-                        case .string(let str)?: e.string(str)
-                        case .path(let cls, let comps)?:
-                            e.global("pathlib", cls)
-                            e.tuple(count: comps.count) { e in for c in comps { e.string(c) } }
-                            e.out.u8(0x52)
-                            e.memoize()
-                        }
-                    }
-                ),
-                ("save_id", { e in if let x = s.saveID { e.string(x) } else { e.none() } }),
-                ("load_id", { e in if let x = s.loadID { e.string(x) } else { e.none() } }),
-                (
-                    "modules",
-                    { e in
-                        emptyContainer(&e, 0x5D)
-                        e.batch(s.modules.count, single: 0x61, many: 0x65) { e, j in e.string(s.modules[j]) }
-                    }
-                ),
-            ])
+        newObj(&e, .storageMetaClass, count: 4) { e, i in
+            switch i {
+            case 0:
+                name(&e, .checkpointID)
+                switch s.checkpointID {
+                case nil: e.none()
+                case .string(let str)?: e.string(str)
+                case .path(let cls, let comps)?:
+                    e.global("pathlib", cls)
+                    e.tuple(count: comps.count) { e in for c in comps { e.string(c) } }
+                    e.out.u8(0x52)
+                    e.memoize()
+                }
+            case 1:
+                name(&e, .saveID)
+                if let x = s.saveID { e.string(x) } else { e.none() }
+            case 2:
+                name(&e, .loadID)
+                if let x = s.loadID { e.string(x) } else { e.none() }
+            default:
+                name(&e, .modules)
+                emptyContainer(&e, 0x5D)
+                e.batch(s.modules.count, single: 0x61, many: 0x65) { e, j in e.string(s.modules[j]) }
+            }
+        }
     }
 }
 

@@ -34,6 +34,13 @@ public struct OrderedMap<Key: Hashable & Sendable, Value: Sendable>: Sendable {
         }
     }
 
+    /// Reserves room for `n` entries.
+    mutating func reserveCapacity(_ n: Int) {
+        keys.reserveCapacity(n)
+        values.reserveCapacity(n)
+        index.reserveCapacity(n)
+    }
+
     /// The stored key equal to `key` (which may carry fields excluded from equality).
     public func storedKey(_ key: Key) -> Key? { index[key].map { keys[$0] } }
 

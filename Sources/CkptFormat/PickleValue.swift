@@ -3,7 +3,7 @@
 /// Containers keep their order; dictionaries are ordered lists of pairs (pickle dicts may repeat or
 /// use unhashable keys). Calls recorded in the stream (`REDUCE`, `NEWOBJ`, `BUILD`) appear as
 /// ``PickleObject`` nodes; the caller decides what they mean.
-public indirect enum PickleValue: Sendable, Hashable {
+public enum PickleValue: Sendable, Hashable {
     case none
     case bool(Bool)
     /// An integer that fits in 64 bits.
@@ -20,11 +20,11 @@ public indirect enum PickleValue: Sendable, Hashable {
     case set([PickleValue])
     case frozenSet([PickleValue])
     /// A reference to `module.name` (only names on the allow-list are ever produced by the reader).
-    case global(module: String, name: String)
+    indirect case global(module: String, name: String)
     /// The result of `REDUCE` / `NEWOBJ`, optionally followed by `BUILD`.
-    case object(PickleObject)
+    indirect case object(PickleObject)
     /// A persistent id (`BINPERSID`), e.g. torch's storage tuple.
-    case persistentID(PickleValue)
+    indirect case persistentID(PickleValue)
 
     /// The integer value when it fits in `Int`.
     public var intValue: Int? {

@@ -115,6 +115,11 @@ struct PickleEmitter {
     /// Emits a memo reference for `key` if known; returns whether it did.
     mutating func get(_ key: MemoKey) -> Bool {
         guard let i = memo[key] else { return false }
+        emitGet(i)
+        return true
+    }
+
+    mutating func emitGet(_ i: Int) {
         if i < 256 {
             out.u8(0x68)
             out.u8(UInt8(i))
@@ -122,7 +127,47 @@ struct PickleEmitter {
             out.u8(0x6A)
             out.u32(UInt32(truncatingIfNeeded: i))
         }
-        return true
+    }
+
+    /// Memo indices cached per caller-chosen slot (`-1`: not yet), in front of ``memo``.
+    var slots: [Int] = []
+
+    mutating func remember(_ slot: Int, _ index: Int?) {
+        guard let index, slot >= 0 else { return }
+        if slot >= slots.count { slots.append(contentsOf: repeatElement(-1, count: slot + 1 - slots.count)) }
+        slots[slot] = index
+    }
+
+    /// `string(s)` for a string the caller also names by `slot`: once `s` is in the memo, repeats
+    /// take its index from the slot instead of hashing `s` (same bytes: a memo index never
+    /// changes once assigned).
+    mutating func cachedString(_ slot: Int, _ s: String) {
+        if reuseStrings, slot < slots.count, slots[slot] >= 0 {
+            boundary()
+            emitGet(slots[slot])
+            return
+        }
+        string(s)
+        if reuseStrings { remember(slot, memo[.string(s)]) }
+    }
+
+    /// `global(module, name, moduleIdentity:)` with its memo index cached in `slot`.
+    mutating func cachedGlobal(_ slot: Int, _ module: String, _ name: String, moduleIdentity: MemoKey? = nil) {
+        if slot < slots.count, slots[slot] >= 0 {
+            boundary()
+            emitGet(slots[slot])
+            return
+        }
+        global(module, name, moduleIdentity: moduleIdentity)
+        remember(slot, memo[.global(module, name)])
+    }
+
+    /// A string object of its own (never shared through the memo, though memoized as CPython
+    /// memoizes every string it saves).
+    mutating func freshString(_ s: String) {
+        boundary()
+        emitString(s)
+        memoize()
     }
 
     // MARK: scalars
@@ -176,19 +221,24 @@ struct PickleEmitter {
         boundary()
         let key: MemoKey? = identity ?? (reuseStrings ? .string(s) : nil)
         if let key, get(key) { return }
-        let utf8 = Array(s.utf8)
-        if proto == .v4 && utf8.count < 256 {
+        emitString(s)
+        memoize(key)
+    }
+
+    /// SHORT_BINUNICODE / BINUNICODE / BINUNICODE8 and the UTF-8 bytes.
+    mutating func emitString(_ s: String) {
+        let count = s.utf8.count
+        if proto == .v4 && count < 256 {
             out.u8(0x8C)
-            out.u8(UInt8(utf8.count))
-        } else if utf8.count <= Int(UInt32.max) {
+            out.u8(UInt8(count))
+        } else if count <= Int(UInt32.max) {
             out.u8(0x58)
-            out.u32(UInt32(utf8.count))
+            out.u32(UInt32(count))
         } else {
             out.u8(0x8D)
-            out.u64(UInt64(utf8.count))
+            out.u64(UInt64(count))
         }
-        out.append(utf8)
-        memoize(key)
+        out.append(s.utf8)
     }
 
     mutating func global(_ module: String, _ name: String, moduleIdentity: MemoKey? = nil) {

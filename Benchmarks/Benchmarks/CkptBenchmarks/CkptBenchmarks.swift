@@ -119,6 +119,13 @@ let benchmarks: @Sendable () -> Void = {
             blackHole(try DCPMetadata(decoding: encoded))
         }
     }
+    // The size of ckpt-bench's 1 GiB model saved by 4 ranks (~2000 chunks, ~400 KB).
+    let benchSized = gptMetadata(tensors: 500, ranks: 4).encoded()
+    Benchmark("DCPMetadata(decoding:) 500 tensors x 4 chunks") { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(try DCPMetadata(decoding: benchSized))
+        }
+    }
     Benchmark("PickleReader.decode .metadata (1200 tensors x 8 chunks)") { benchmark in
         let reader = PickleReader()
         for _ in benchmark.scaledIterations {
