@@ -39,7 +39,9 @@ extension Checkpointer {
         let start = clock.now
         let (staged, bytes) = stage(state)
         let stagingSeconds = (clock.now - start).seconds
-        let task = Task { try await self.save(staged, to: directory) }
+        // Below the caller's priority: the background save yields to training (and, with
+        // in-process ranks, to the other ranks still staging).
+        let task = Task(priority: .background) { try await self.save(staged, to: directory) }
         asyncState.withLock { $0.previous = task }
         return SaveHandle(task: task, stagedBytes: bytes, stagingSeconds: stagingSeconds)
     }

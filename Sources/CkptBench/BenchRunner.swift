@@ -425,6 +425,7 @@ struct RunContext {
         var bufferPeak = 0
         var verified = 0
         var phases: [LoadPhases] = []
+        var readCounts = (reads: 0, direct: 0)
         for index in 0..<options.repeats {
             repeatProgress(name, index)
             // Poison the destination so a load that writes nothing cannot pass verification.
@@ -446,6 +447,7 @@ struct RunContext {
             needed = reports.reduce(0) { $0 + $1.neededBytes }
             bufferPeak = max(bufferPeak, reports.map(\.peakBufferBytes).max() ?? 0)
             phases.append(contentsOf: reports.map(\.phases))
+            readCounts = (reports.reduce(0) { $0 + $1.readCount }, reports.reduce(0) { $0 + $1.directReadCount })
             // Outside the timed region: check the bytes and the values.
             verified = 0
             for (rank, target) in targets.enumerated() {
@@ -462,6 +464,7 @@ struct RunContext {
                 options.ioMode == .direct ? "cold, O_DIRECT" : "cold, cache dropped",
                 "rank pool peak \(ByteFormat.binary(bufferPeak))",
                 "verified \(ByteFormat.binary(verified))\(options.fullVerify ? " (all)" : "")",
+                "\(readCounts.reads) reads, \(readCounts.direct) straight into tensor memory",
                 Self.describe(phases),
             ])
     }
@@ -661,12 +664,14 @@ struct RunContext {
         }
         try? FileManager.default.removeItem(atPath: directory)
 
-        // The reference: each rank copies its shard into preallocated (resident) memory.
+        // The reference: each rank copies its shard into preallocated (resident) memory, under
+        // the same memory sampler as the saves (its 1 ms wake-ups cost a 2-core machine a
+        // measurable share of a copy that takes tens of milliseconds).
         let destinations = states.map { TensorBuffer(byteCount: $0.arena.count) }
         var copies: [Double] = []
         for _ in 0..<options.repeats {
             let start = ContinuousClock.now
-            _ = try await onRanks(ranks, group: nil) { rank in
+            _ = try await measured { try await onRanks(ranks, group: nil) { rank in
                 let source = states[rank]
                 guard let to = destinations[rank].bytes.baseAddress, let from = source.arena.bytes.baseAddress else {
                     return 0
@@ -675,7 +680,7 @@ struct RunContext {
                     memcpy(to + placement.offset, from + placement.offset, placement.chunk.byteCount)
                 }
                 return 1
-            }
+            } }
             copies.append(runSeconds(ContinuousClock.now - start))
         }
         let blockedStats = RepeatStatistics(blocked)
