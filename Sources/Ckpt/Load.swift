@@ -575,61 +575,79 @@ struct LoadExecution {
         }
     }
 
+    /// Runs one planned read: straight
+    /// into destination memory when it lands contiguously, otherwise whole aligned blocks into a
+    /// pool buffer (so the engine needs no staging buffer of its own, and no pool deadlock when
+    /// ranks share one engine; clamped at the end of the file), then copied out.
+    private func perform(
+        _ read: PlannedRead, file f: Int, destinations: [TensorBuffer], files: [IOFile], fileSizes: [Int]
+    ) async throws -> DataReadsDone {
+        var done = DataReadsDone()
+        done.readCount = 1
+        if read.isDirect {
+            let entry = read.scatter[0]
+            let dest = destinations[entry.destination].bytes
+            let request = IORequest.read(
+                files[f], offset: Int64(read.offset),
+                into: UnsafeMutableRawBufferPointer(rebasing: dest[entry.destinationOffset..<(entry.destinationOffset + read.length)]))
+            try await engine.perform([request])
+            done.directCount = 1
+            done.transferred = read.length
+            return done
+        }
+        let alignment = TensorBuffer.alignment
+        let start = read.offset / alignment * alignment
+        let end = min((read.offset + read.length + alignment - 1) / alignment * alignment, fileSizes[f])
+        let buffer = try await engine.buffers.acquire()
+        defer { engine.buffers.release(buffer) }
+        let target = UnsafeMutableRawBufferPointer(rebasing: buffer.bytes[..<(end - start)])
+        try await engine.read(files[f], at: Int64(start), into: target)
+        let shift = read.offset - start
+        for entry in read.scatter {
+            let dest = destinations[entry.destination].bytes
+            let from = shift + entry.bufferOffset
+            UnsafeMutableRawBufferPointer(rebasing: dest[entry.destinationOffset..<(entry.destinationOffset + entry.length)])
+                .copyMemory(from: UnsafeRawBufferPointer(rebasing: target[from..<(from + entry.length)]))
+        }
+        done.transferred = end - start
+        return done
+    }
+
+    /// Whether the head read at `start` confirms the predicted payload location of chunk `i`.
+    private func check(head: TensorBuffer, start: Int, chunk i: Int, needed: [NeededChunk]) -> Bool {
+        var chunk = needed[i]
+        let predicted = chunk.payload
+        chunk.payload = nil
+        let at = chunk.recordOffset - start
+        guard at >= 0, at <= head.count else { return false }
+        do {
+            return try locate(&chunk, head: UnsafeRawBufferPointer(rebasing: head.bytes[at...])) == nil && chunk.payload == predicted
+        } catch {
+            // Read again by the general path, which reports what is wrong.
+            return false
+        }
+    }
+
     private func runRead(
         _ item: DataRead, needed: [NeededChunk], plans: [TensorOverlapPlan], destinations: [TensorBuffer],
         files: [IOFile], fileSizes: [Int]
     ) async throws -> DataReadsDone {
-        let alignment = TensorBuffer.alignment
         var done = DataReadsDone()
-        done.readCount = 1
         switch item {
-        case .planned(let f, let read) where read.isDirect:
-            let entry = read.scatter[0]
-            let dest = destinations[entry.destination].bytes
-            try await engine.read(
-                files[f], at: Int64(read.offset),
-                into: UnsafeMutableRawBufferPointer(rebasing: dest[entry.destinationOffset..<(entry.destinationOffset + read.length)]))
-            done.directCount = 1
-            done.transferred = read.length
         case .planned(let f, let read):
-            // Whole aligned blocks into the aligned pool buffer, so the engine needs no staging
-            // buffer of its own (no pool deadlock when ranks share one engine); clamped at the
-            // end of the file.
-            let start = read.offset / alignment * alignment
-            let end = min((read.offset + read.length + alignment - 1) / alignment * alignment, fileSizes[f])
-            let buffer = try await engine.buffers.acquire()
-            defer { engine.buffers.release(buffer) }
-            let target = UnsafeMutableRawBufferPointer(rebasing: buffer.bytes[..<(end - start)])
-            try await engine.read(files[f], at: Int64(start), into: target)
-            let shift = read.offset - start
-            for entry in read.scatter {
-                let dest = destinations[entry.destination].bytes
-                let from = shift + entry.bufferOffset
-                UnsafeMutableRawBufferPointer(rebasing: dest[entry.destinationOffset..<(entry.destinationOffset + entry.length)])
-                    .copyMemory(from: UnsafeRawBufferPointer(rebasing: target[from..<(from + entry.length)]))
-            }
-            done.transferred = end - start
+            done.add(try await perform(read, file: f, destinations: destinations, files: files, fileSizes: fileSizes))
         case .head(let f, let start, let end, let i):
             let head = TensorBuffer(uninitializedByteCount: end - start)
             try await engine.read(files[f], at: Int64(start), into: head.bytes)
+            done.readCount = 1
             done.headBytesRead = end - start
-            var chunk = needed[i]
-            let predicted = chunk.payload
-            chunk.payload = nil
-            let at = chunk.recordOffset - start
-            var confirmed = false
-            do {
-                confirmed = try locate(&chunk, head: UnsafeRawBufferPointer(rebasing: head.bytes[at...])) == nil
-                    && chunk.payload == predicted
-            } catch {
-                // Read again by the general path, which reports what is wrong.
-            }
-            if !confirmed { done.mispredicted = [i] }
+            if !check(head: head, start: start, chunk: i, needed: needed) { done.mispredicted = [i] }
         case .group(let f, let start, let end, let members):
             let buffer = try await engine.buffers.acquire()
             defer { engine.buffers.release(buffer) }
             let window = UnsafeMutableRawBufferPointer(rebasing: buffer.bytes[..<(end - start)])
             try await engine.read(files[f], at: Int64(start), into: window)
+            done.readCount = 1
             done.transferred = end - start
             done.smallBytesRead = end - start
             for i in members {
