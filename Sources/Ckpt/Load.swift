@@ -25,7 +25,7 @@ extension Checkpointer {
         var localError: (any Error)?
         if isCoordinator {
             let content: CommittedMessage.Content
-            let parts = await Self.readCommitted(directory, engine: engine, sidecar: options.verifyChecksums)
+            let parts = await Self.readCommitted(directory, engine: engine, sidecar: true)
             do {
                 if !parts[0].isEmpty { throw Wire.decodeError(parts[0]) }
                 let decoded = try Self.decodeCommitted(
@@ -54,6 +54,7 @@ extension Checkpointer {
                 (metadata, sidecar) = (m, s)
             }
         }
+        let hints = sidecar
         if !options.verifyChecksums {
             sidecar = nil
         } else if sidecar == nil {
@@ -61,7 +62,8 @@ extension Checkpointer {
                 .invalidArgument,
                 "rank \(rank) verifies checksums but rank 0 does not: every rank must load with the same verifyChecksums")
         }
-        var loader = LoadExecution(directory: directory, metadata: metadata, sidecar: sidecar, engine: engine, options: options)
+        var loader = LoadExecution(
+            directory: directory, metadata: metadata, sidecar: sidecar, engine: engine, options: options, hints: hints)
         let decoded = clock.now
         var report = try await loader.run(state)
         report.phases.metadata = (decoded - start).seconds
@@ -79,8 +81,15 @@ extension Checkpointer {
         } catch {
             throw CheckpointError(.corrupt, "'\(metadataPath)': \(error.at(file: metadataPath))", underlying: error)
         }
-        guard verify else { return (metadata, nil) }
         let sidecarPath = directory + "/" + checksumFileName
+        guard verify else {
+            // Not verifying: a sidecar of this save still tells where payloads are (a hint the
+            // load checks against each record's layout); a missing, damaged or stale one is ignored.
+            guard !sidecarBytes.isEmpty, let decoded = try? ChecksumSidecar.decode(sidecarBytes, path: sidecarPath),
+                decoded.saveID == metadata.storageMeta?.saveID
+            else { return (metadata, nil) }
+            return (metadata, decoded)
+        }
         guard !sidecarBytes.isEmpty else {
             throw CheckpointError(.corrupt, "'\(sidecarPath)' is missing: the checkpoint has no checksums to verify")
         }
@@ -171,12 +180,20 @@ struct LoadExecution {
         var payload: PayloadLocation?
     }
 
-    init(directory: String, metadata: DCPMetadata, sidecar: ChecksumSidecar?, engine: IOEngine, options: CheckpointOptions) {
+    /// Where ckpt's own saves put each payload (from the sidecar), trusted only where it agrees
+    /// with the record's standard layout.
+    let hints: ChecksumSidecar?
+
+    init(
+        directory: String, metadata: DCPMetadata, sidecar: ChecksumSidecar?, engine: IOEngine, options: CheckpointOptions,
+        hints: ChecksumSidecar? = nil
+    ) {
         self.directory = directory
         self.metadata = metadata
         self.sidecar = sidecar
         self.engine = engine
         self.options = options
+        self.hints = hints ?? sidecar
     }
 
     mutating func run(_ state: StateDict) async throws -> LoadReport {
@@ -275,9 +292,22 @@ struct LoadExecution {
         var layouts = LayoutCache()
         var unpredicted: [Int] = []
         var items = smallGroups(smallCandidates, needed: needed, fileSizes: fileSizes)
+        // ckpt's sidecar names each payload's place: where it agrees with the prediction from the
+        // record's length (two independent sources), the head need not be read at all.
+        var hinted: [HintKey: ChecksumSidecar.Entry] = [:]
+        for entry in hints?.entries ?? [] where entry.offsets != nil {
+            hinted[HintKey(fqn: entry.fqn, offsets: entry.offsets ?? [])] = entry
+        }
         for i in others {
             if let predicted = layouts.predict(needed[i]) {
                 needed[i].payload = predicted
+                if let hint = hinted[HintKey(fqn: needed[i].fqn, offsets: needed[i].box.offsets)],
+                    hint.file == fileNames[needed[i].file], hint.recordOffset == needed[i].recordOffset,
+                    hint.recordLength == needed[i].recordLength, hint.payloadOffset == predicted.offset,
+                    hint.payloadLength == predicted.length
+                {
+                    continue
+                }
                 let start = needed[i].recordOffset / TensorBuffer.alignment * TensorBuffer.alignment
                 let end = min(
                     (predicted.offset + TensorBuffer.alignment - 1) / TensorBuffer.alignment * TensorBuffer.alignment,
@@ -452,6 +482,11 @@ struct LoadExecution {
             directCount += other.directCount
             transferred += other.transferred
         }
+    }
+
+    struct HintKey: Hashable {
+        var fqn: String
+        var offsets: [Int]
     }
 
     /// Predicted payload locations of standard torch.save records, one layout per (dtype, shape).

@@ -6,12 +6,14 @@ import Testing
 @testable import Ckpt
 
 /// Loads predict where a record's payload is from its length (standard torch.save layouts) and
-/// check the prediction against the record's head read in the same pipeline. These tests make the
-/// prediction wrong on purpose.
+/// check the prediction against the record's head read in the same pipeline, unless ckpt's
+/// checksum sidecar names the same place. These tests make the prediction wrong on purpose.
 @Suite struct PayloadPredictionTests {
     /// A record of the predicted length whose payload sits elsewhere (64-byte alignment instead of
     /// 4096, zero padding after the archive) loads correctly: the head contradicts the guess and
     /// the chunk is read again at its real place.
+    /// (Without the sidecar, which would vouch for the standard place: with it and checksums on,
+    /// the tampering is a checksum mismatch; see below.)
     @Test(arguments: [false, true])
     func recordWithTheExpectedLengthButAnotherLayoutLoadsCorrectly(verify: Bool) async throws {
         let dir = TempDir(); defer { dir.cleanup() }
@@ -43,6 +45,22 @@ import Testing
         try handle.seek(toOffset: UInt64(info.offset))
         try handle.write(contentsOf: record)
         try handle.close()
+        if verify {
+            // The sidecar and the layout agree on the standard place, where the bytes changed.
+            let out = TensorBuffer(byteCount: tensor.bytes.count)
+            do {
+                _ = try await onRanks(1) { comm in
+                    var request = StateDict()
+                    request.set("w", .tensor(.whole(dtype: .float32, shape: shape, buffer: out)))
+                    return try await Checkpointer(engine: engine, communicator: comm, options: CheckpointOptions(verifyChecksums: true))
+                        .load(into: request, from: path)
+                }
+                Issue.record("a rewritten record passed checksum verification")
+            } catch let error as CheckpointError {
+                #expect(error.code == .corrupt && error.description.contains("checksum mismatch"), "\(error)")
+            }
+        }
+        try FileManager.default.removeItem(atPath: path + "/" + Checkpointer.checksumFileName)
 
         // Loaded whole (one rank) and in halves (two ranks): every byte right.
         for ranks in [1, 2] {
@@ -53,8 +71,7 @@ import Testing
                 request.set("w", .tensor(TensorEntry(dtype: .float32, globalShape: shape, chunks: [
                     TensorChunk(offsets: [comm.rank * rows, 0], sizes: [rows, shape[1]], buffer: outs[comm.rank]),
                 ])))
-                return try await Checkpointer(engine: engine, communicator: comm, options: CheckpointOptions(verifyChecksums: verify))
-                    .load(into: request, from: path)
+                return try await Checkpointer(engine: engine, communicator: comm).load(into: request, from: path)
             }
             for rank in 0..<ranks {
                 let same = Array(outs[rank].bytes) == tensor.block(offsets: [rank * rows, 0], sizes: [rows, shape[1]])
@@ -64,9 +81,10 @@ import Testing
         }
     }
 
-    /// A head that cannot be parsed at all is reported as corrupt (naming the file and offset),
-    /// never loaded from the predicted place.
-    @Test func damagedHeadOfAPredictedRecordIsRefused() async throws {
+    /// A head that cannot be parsed at all: with the sidecar naming the payload's place, the head
+    /// is not needed and the intact payload loads; without it, the head is read and the record is
+    /// reported as corrupt (naming the file and offset), never loaded from the predicted place.
+    @Test func damagedHeadOfAPredictedRecordIsRefusedWithoutTheSidecar() async throws {
         let dir = TempDir(); defer { dir.cleanup() }
         let engine = try makeEngine()
         var rng = SplitMix64(seed: 78)
@@ -87,6 +105,14 @@ import Testing
         try handle.write(contentsOf: Data([0x50, 0x4B, 0x09, 0x09]))
         try handle.close()
         let out = TensorBuffer(byteCount: tensor.bytes.count)
+        _ = try await onRanks(1) { comm in
+            var request = StateDict()
+            request.set("w", .tensor(.whole(dtype: .float32, shape: shape, buffer: out)))
+            return try await Checkpointer(engine: engine, communicator: comm).load(into: request, from: path)
+        }
+        let same = Array(out.bytes) == tensor.bytes
+        #expect(same, "the payload under a damaged head loads intact with the sidecar")
+        try FileManager.default.removeItem(atPath: path + "/" + Checkpointer.checksumFileName)
         do {
             _ = try await onRanks(1) { comm in
                 var request = StateDict()
