@@ -25,7 +25,8 @@ extension Checkpointer {
         var localError: (any Error)?
         if isCoordinator {
             let content: CommittedMessage.Content
-            let parts = await Self.readCommitted(directory, engine: engine, sidecar: true)
+            let parts = await Self.readCommitted(
+                directory, engine: engine, sidecar: true, optional: !options.verifyChecksums)
             do {
                 if !parts[0].isEmpty { throw Wire.decodeError(parts[0]) }
                 let decoded = try Self.decodeCommitted(
@@ -102,8 +103,9 @@ extension Checkpointer {
         return (metadata, decoded)
     }
 
-    /// Reads `.metadata` (and optionally the sidecar): [error, metadata, sidecar] byte strings.
-    static func readCommitted(_ directory: String, engine: IOEngine, sidecar: Bool) async -> [[UInt8]] {
+    /// Reads `.metadata` and, when `sidecar`, the checksum sidecar if present (when `optional`, a
+    /// sidecar that cannot be read counts as absent): [error, metadata, sidecar] byte strings.
+    static func readCommitted(_ directory: String, engine: IOEngine, sidecar: Bool, optional: Bool = false) async -> [[UInt8]] {
         let path = directory + "/" + metadataFileName
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
@@ -118,13 +120,15 @@ extension Checkpointer {
             ]
         }
         do {
-            let metadata = try await readWholeFile(path, engine: engine)
-            var sidecarBytes: [UInt8] = []
+            // Both files at once (each a cold read of a few hundred KB).
             let sidecarPath = directory + "/" + checksumFileName
-            if sidecar, FileManager.default.fileExists(atPath: sidecarPath) {
-                sidecarBytes = try await readWholeFile(sidecarPath, engine: engine)
-            }
-            return [[], metadata, sidecarBytes]
+            let wantSidecar = sidecar && FileManager.default.fileExists(atPath: sidecarPath)
+            // An optional sidecar (only a hint) that cannot be read counts as missing.
+            async let sidecarBytes: [UInt8] = wantSidecar
+                ? (optional ? ((try? await readWholeFile(sidecarPath, engine: engine)) ?? []) : try await readWholeFile(sidecarPath, engine: engine))
+                : []
+            let metadata = try await readWholeFile(path, engine: engine)
+            return [[], metadata, try await sidecarBytes]
         } catch {
             return [Wire.errorBytes(CheckpointError(.io, "cannot read '\(path)'", underlying: error)), [], []]
         }
