@@ -8,6 +8,7 @@
 #endif
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/vfs.h>
 #include <stdio.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -150,4 +151,9 @@ int ckpt_rename(const char *from, const char *to, int exchange) {
 int ckpt_fallocate(int fd, long long offset, long long length) {
     int rc = fallocate(fd, 0, (off_t)offset, (off_t)length);
     return rc == 0 ? 0 : -errno;
+}
+
+long long ckpt_fs_type(int fd) {
+    struct statfs fs;
+    return fstatfs(fd, &fs) == 0 ? (long long)fs.f_type : -errno;
 }

@@ -146,23 +146,54 @@ public struct Consolidator: Sendable {
         let temporary = output + ".ckpt-tmp-\(getpid())"
         let file = try engine.open(temporary, mode: .write(create: true, truncate: true), direct: options.direct)
         let out = RecordFileWriter(engine: engine, file: file)
-        let piece = TensorBuffer(uninitializedByteCount: pieceBytes)
+        // Two halves of the piece budget: the next batch loads into one while the other is
+        // checksummed and written.
+        let half = max(pieceBytes / 2, 1 << 15)
+        let halves = [TensorBuffer(uninitializedByteCount: half), TensorBuffer(uninitializedByteCount: half)]
+        let batches = Self.batches(sources, maxBytes: half)
         var done = 0
         do {
-            if var writer = torchWriter {
-                try await out.append(try writer.start())
-                for source in sources {
-                    try await out.append(try writer.beginStorage())
-                    let crc = try await stream(source, reader: reader, metaBytes: metaBytes, piece: piece, to: out, progress: progress, total: report.tensorBytes, done: &done)
-                    try await out.append(try writer.endStorage(crc32: crc))
-                }
-                try await out.append(try writer.finish())
-            } else {
-                try await out.append(safetensorsHeader)
-                for source in sources {
-                    _ = try await stream(source, reader: reader, metaBytes: metaBytes, piece: piece, to: out, progress: progress, total: report.tensorBytes, done: &done)
+            if torchWriter == nil { try await out.append(safetensorsHeader) } else if var w = torchWriter {
+                try await out.append(try w.start())
+                torchWriter = w
+            }
+            var next: Task<Void, any Error>? = batches.first.map { Self.prefetch($0, sources: sources, into: halves[0], reader: reader) }
+            var crc: UInt32 = 0
+            for (index, batch) in batches.enumerated() {
+                try await next?.value
+                let piece = halves[index % 2]
+                next = index + 1 < batches.count
+                    ? Self.prefetch(batches[index + 1], sources: sources, into: halves[(index + 1) % 2], reader: reader) : nil
+                do {
+                    for item in batch.items {
+                        if item.first, var w = torchWriter {
+                            try await out.append(try w.beginStorage())
+                            torchWriter = w
+                            crc = 0
+                        }
+                        switch sources[item.source] {
+                        case .meta(let range):
+                            let bytes = Array(metaBytes[range])
+                            crc = bytes.withUnsafeBytes { ckpt_crc32_update(crc, $0.baseAddress, $0.count) }
+                            try await out.append(bytes)
+                        case .checkpoint:
+                            let bytes = UnsafeRawBufferPointer(rebasing: piece.bytes[item.at..<(item.at + item.bytes)])
+                            if item.bytes > 0 { crc = ckpt_crc32_update(crc, bytes.baseAddress, item.bytes) }
+                            try await out.append(bytes)
+                            done += item.bytes
+                            progress?(done, report.tensorBytes)
+                        }
+                        if item.last, var w = torchWriter {
+                            try await out.append(try w.endStorage(crc32: crc))
+                            torchWriter = w
+                        }
+                    }
+                } catch {
+                    _ = try? await next?.value
+                    throw error
                 }
             }
+            if var w = torchWriter { try await out.append(try w.finish()) }
             report.fileBytes = try await out.finish()
             try await engine.fsync(file)
             try engine.close(file)
@@ -174,38 +205,86 @@ public struct Consolidator: Sendable {
             unlink(temporary)
             throw error
         }
-        report.peakWorkingBytes = pieceBytes + engine.buffers.peakHeldBytes
+        report.peakWorkingBytes = 2 * half + engine.buffers.peakHeldBytes
         return report
     }
 
-    /// Loads a checkpoint tensor in C-order blocks that fit the piece buffer (several small tensors
-    /// are not batched: each is one block) and appends it; returns the payload CRC-32.
-    private func stream(
-        _ source: Source, reader: CheckpointReader, metaBytes: [UInt8], piece: TensorBuffer, to out: RecordFileWriter,
-        progress: (@Sendable (Int, Int) -> Void)?, total: Int, done: inout Int
-    ) async throws -> UInt32 {
-        var crc: UInt32 = 0
-        switch source {
-        case .meta(let range):
-            let bytes = Array(metaBytes[range])
-            crc = bytes.withUnsafeBytes { ckpt_crc32_update(0, $0.baseAddress, $0.count) }
-            try await out.append(bytes)
-        case .checkpoint(let fqn, let dtype, let shape):
-            for block in Self.blocks(shape: shape, elementSize: dtype.itemSize, maxBytes: piece.count) {
-                let n = block.sizes.reduce(1, *) * dtype.itemSize
-                var state = StateDict()
-                state.set(fqn, .tensor(TensorEntry(dtype: dtype, globalShape: shape, chunks: [
-                    TensorChunk(offsets: block.offsets, sizes: block.sizes, buffer: piece),
-                ])))
-                if n > 0 { _ = try await reader.load(into: state) }
-                let bytes = UnsafeRawBufferPointer(rebasing: piece.bytes[..<n])
-                if n > 0 { crc = ckpt_crc32_update(crc, bytes.baseAddress, n) }
-                try await out.append(bytes)
-                done += n
-                progress?(done, total)
+    /// One piece of the output in order: a block of a checkpoint tensor (at `at` in its batch's
+    /// buffer) or a `meta.pt` storage; `first`/`last` mark its source's storage boundaries.
+    struct Item {
+        var source: Int
+        var offsets: [Int] = []
+        var sizes: [Int] = []
+        var bytes = 0
+        var at = 0
+        var first = false
+        var last = false
+    }
+
+    /// Consecutive items whose checkpoint blocks load together into one buffer.
+    struct Batch {
+        var items: [Item] = []
+        var bytes = 0
+    }
+
+    /// Cuts the sources into C-order blocks of at most `maxBytes` and packs consecutive blocks
+    /// (of several small tensors, or one large one) into batches of at most `maxBytes`, each
+    /// block 64-byte (4096 from 256 KiB) aligned in its buffer.
+    static func batches(_ sources: [Source], maxBytes: Int) -> [Batch] {
+        var batches: [Batch] = []
+        var current = Batch()
+        for (index, source) in sources.enumerated() {
+            var items: [Item] = []
+            switch source {
+            case .meta:
+                items = [Item(source: index)]
+            case .checkpoint(_, let dtype, let shape):
+                for block in blocks(shape: shape, elementSize: dtype.itemSize, maxBytes: maxBytes) {
+                    items.append(Item(
+                        source: index, offsets: block.offsets, sizes: block.sizes,
+                        bytes: block.sizes.reduce(1, *) * dtype.itemSize))
+                }
+            }
+            for (k, var item) in items.enumerated() {
+                item.first = k == 0
+                item.last = k == items.count - 1
+                // Large blocks 4096-aligned (read straight into the buffer with O_DIRECT).
+                let alignment = item.bytes >= 256 << 10 ? 4096 : 64
+                let at = (current.bytes + alignment - 1) / alignment * alignment
+                if at + item.bytes > maxBytes && !current.items.isEmpty {
+                    batches.append(current)
+                    current = Batch()
+                }
+                item.at = (current.bytes + alignment - 1) / alignment * alignment
+                current.bytes = item.at + item.bytes
+                current.items.append(item)
             }
         }
-        return crc
+        if !current.items.isEmpty { batches.append(current) }
+        return batches
+    }
+
+    /// Starts loading a batch's blocks into `buffer` (one load for all of them).
+    static func prefetch(_ batch: Batch, sources: [Source], into buffer: TensorBuffer, reader: CheckpointReader) -> Task<Void, any Error> {
+        var chunks: [String: (dtype: DType, shape: [Int], chunks: [TensorChunk])] = [:]
+        var order: [String] = []
+        for item in batch.items where item.bytes > 0 {
+            guard case .checkpoint(let fqn, let dtype, let shape) = sources[item.source] else { continue }
+            if chunks[fqn] == nil {
+                chunks[fqn] = (dtype, shape, [])
+                order.append(fqn)
+            }
+            chunks[fqn]?.chunks.append(TensorChunk(offsets: item.offsets, sizes: item.sizes, buffer: buffer, byteOffset: item.at))
+        }
+        var state = StateDict()
+        for fqn in order {
+            guard let entry = chunks[fqn] else { continue }
+            state.set(fqn, .tensor(TensorEntry(dtype: entry.dtype, globalShape: entry.shape, chunks: entry.chunks)))
+        }
+        let request = state
+        return Task {
+            if request.count > 0 { _ = try await reader.load(into: request) }
+        }
     }
 
     /// C-order blocks of a tensor, each contiguous and at most `maxBytes` (one element at least).

@@ -260,10 +260,14 @@ public final class IOEngine: Sendable {
     /// Why: on ext4 and XFS an O_DIRECT write past the end of the file takes the inode lock
     /// exclusively and completes synchronously, so appending writes run one at a time however
     /// many are queued; writes into preallocated blocks proceed in parallel.
+    ///
+    /// On tmpfs and ramfs it does nothing and returns false: there preallocation only zero-fills
+    /// pages that the writes then fill again.
     @discardableResult
     public func preallocate(_ file: IOFile, upTo length: Int64) throws -> Bool {
         try checkOpen(file)
         guard length > 0 else { return true }
+        if Self.memoryFileSystems.contains(Int(ckpt_fs_type(file.fd))) { return false }
         var retries = 0
         while true {
             let rc = syscalls.fallocate(file.fd, 0, length)
@@ -276,6 +280,9 @@ public final class IOEngine: Sendable {
             throw IOError.system("fallocate(0, \(length))", errno: Errno(rawValue: -rc), path: file.path)
         }
     }
+
+    /// `statfs.f_type` of tmpfs (TMPFS_MAGIC) and ramfs (RAMFS_MAGIC).
+    static let memoryFileSystems: Set<Int> = [0x0102_1994, 0x8584_58F6]
 
     /// Drops the file's cached pages (posix_fadvise DONTNEED over the whole file), so that the
     /// next buffered read comes from the device.

@@ -439,3 +439,27 @@ extension SerialIOTests {
 
 import CCkptURing
 func ckptNumaNodeCount() -> Int { Int(ckpt_numa_node_count()) }
+
+@Suite struct PreallocationTests {
+    /// On a disk file system the file grows to the preallocated length (blocks read back as
+    /// zeros); on tmpfs preallocation is skipped (it would only zero-fill pages).
+    @Test func preallocatesOnDiskAndSkipsTmpfs() async throws {
+        let engine = try IOEngine()
+        for (directory, expected) in [("/var/tmp", true), ("/dev/shm", false)] {
+            guard FileManager.default.fileExists(atPath: directory) else { continue }
+            let path = directory + "/ckpt-prealloc-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+            defer { unlink(path) }
+            let file = try engine.open(path, mode: .write(create: true, truncate: true), direct: false)
+            let done = try engine.preallocate(file, upTo: 1 << 20)
+            let size = try engine.size(of: file)
+            try engine.close(file)
+            if expected {
+                // Some disk file systems cannot preallocate; then nothing changes.
+                #expect(done ? size == 1 << 20 : size == 0, "\(directory): preallocated \(done), size \(size)")
+            } else {
+                #expect(!done && size == 0, "\(directory): preallocated \(done), size \(size)")
+            }
+        }
+        await engine.shutdown()
+    }
+}

@@ -61,6 +61,28 @@ import Testing
         }
     }
 
+    /// The output does not depend on how blocks are batched and double-buffered: tiny pieces
+    /// (tensors split over many batches, several small tensors per batch) give the same bytes as
+    /// one large piece, for both formats and a Lightning folder with `meta.pt`.
+    @Test(arguments: ["g_lightning_fsdp_sharded", "c_4rank_uneven_empty"])
+    func outputIsTheSameWhateverThePieceSize(name: String) async throws {
+        let tmp = TempDir()
+        defer { tmp.cleanup() }
+        let engine = try makeEngine()
+        defer { Task { await engine.shutdown() } }
+        for format in [ConsolidationFormat.torchSave, .safetensors] {
+            var outputs: [[UInt8]] = []
+            for piece in [1 << 16, 3 << 14, 64 << 20] {
+                // Same file name (the archive name inside a torch.save file comes from it).
+                try FileManager.default.createDirectory(atPath: tmp.path + "/\(piece)", withIntermediateDirectories: true)
+                let output = tmp.path + "/\(piece)/out.\(format == .torchSave ? "pt" : "safetensors")"
+                _ = try await Consolidator(engine: engine, pieceBytes: piece).consolidate(Fixtures.path(name), to: output, format: format)
+                outputs.append(Array(try Data(contentsOf: URL(fileURLWithPath: output))))
+            }
+            #expect(outputs[0] == outputs[2] && outputs[1] == outputs[2], "\(name) \(format): outputs differ by piece size")
+        }
+    }
+
     @Test func memoryStaysBoundedByThePiece() async throws {
         let tmp = TempDir()
         defer { tmp.cleanup() }

@@ -16,6 +16,8 @@ extern "C" {
 /// rename(2) (`exchange == 0`) or renameat2(2) with RENAME_EXCHANGE (`exchange != 0`): atomically
 /// swaps two existing paths. Returns 0 or -errno (EINVAL when the file system cannot exchange).
 int ckpt_rename(const char *from, const char *to, int exchange);
+/* fstatfs(fd).f_type, or -errno. */
+long long ckpt_fs_type(int fd);
 /* fallocate(fd, 0, offset, length): 0 or -errno. */
 int ckpt_fallocate(int fd, long long offset, long long length);
 
