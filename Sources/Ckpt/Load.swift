@@ -283,43 +283,54 @@ struct LoadExecution {
         }
         // Only records the rank needs whole: reading a partly needed one whole would fetch bytes
         // nobody asked for.
-        let smallCandidates = needed.indices.filter { i in
-            let chunk = needed[i]
-            let bytes = chunk.box.sizes.reduce(chunk.dtype.itemSize, *)
-            return chunk.recordLength <= smallLimit && neededPerChunk[chunk.tensor][chunk.savedChunk] == bytes
-        }
-        let smallSet = Set(smallCandidates)
-        let others = needed.indices.filter { !smallSet.contains($0) }
         // Where a record has the exact length of a standard torch.save record of its dtype and
-        // shape, its payload is predicted and read right away; its head is read in the same
-        // pipeline and checked against the prediction afterwards (a wrong guess is read again).
+        // shape, its payload is predicted. ckpt's sidecar names each payload's place: where it
+        // agrees with the prediction (two independent sources), the payload is known without
+        // reading the head; otherwise the head is read in the same pipeline and checked against
+        // the prediction afterwards (a wrong guess is read again).
         var layouts = LayoutCache()
-        var unpredicted: [Int] = []
-        var items = smallGroups(smallCandidates, needed: needed, fileSizes: fileSizes)
-        // ckpt's sidecar names each payload's place: where it agrees with the prediction from the
-        // record's length (two independent sources), the head need not be read at all.
         var hinted: [HintKey: ChecksumSidecar.Entry] = [:]
         for entry in hints?.entries ?? [] where entry.offsets != nil {
             hinted[HintKey(fqn: entry.fqn, offsets: entry.offsets ?? [])] = entry
         }
-        for i in others {
-            if let predicted = layouts.predict(needed[i]) {
-                needed[i].payload = predicted
-                if let hint = hinted[HintKey(fqn: needed[i].fqn, offsets: needed[i].box.offsets)],
-                    hint.file == fileNames[needed[i].file], hint.recordOffset == needed[i].recordOffset,
-                    hint.recordLength == needed[i].recordLength, hint.payloadOffset == predicted.offset,
-                    hint.payloadLength == predicted.length
-                {
-                    continue
-                }
-                let start = needed[i].recordOffset / TensorBuffer.alignment * TensorBuffer.alignment
-                let end = min(
-                    (predicted.offset + TensorBuffer.alignment - 1) / TensorBuffer.alignment * TensorBuffer.alignment,
-                    fileSizes[needed[i].file])
-                items.append(.head(file: needed[i].file, start: start, end: end, chunk: i))
-            } else {
-                unpredicted.append(i)
+        var predictions: [PayloadLocation?] = []
+        var confirmed: [Bool] = []
+        for chunk in needed {
+            let predicted = layouts.predict(chunk)
+            predictions.append(predicted)
+            var agrees = false
+            if let predicted, let hint = hinted[HintKey(fqn: chunk.fqn, offsets: chunk.box.offsets)] {
+                agrees = hint.file == fileNames[chunk.file] && hint.recordOffset == chunk.recordOffset
+                    && hint.recordLength == chunk.recordLength && hint.payloadOffset == predicted.offset
+                    && hint.payloadLength == predicted.length
             }
+            confirmed.append(agrees)
+        }
+        // Small records the rank needs whole are read whole (only those: reading a partly needed
+        // one whole would fetch bytes nobody asked for), except where the payload is known and
+        // 4096-aligned: that one goes straight into tensor memory.
+        let smallCandidates = needed.indices.filter { i in
+            let chunk = needed[i]
+            let bytes = chunk.box.sizes.reduce(chunk.dtype.itemSize, *)
+            if confirmed[i], let p = predictions[i], p.offset % TensorBuffer.alignment == 0 { return false }
+            return chunk.recordLength <= smallLimit && neededPerChunk[chunk.tensor][chunk.savedChunk] == bytes
+        }
+        let smallSet = Set(smallCandidates)
+        let others = needed.indices.filter { !smallSet.contains($0) }
+        var unpredicted: [Int] = []
+        var items = smallGroups(smallCandidates, needed: needed, fileSizes: fileSizes)
+        for i in others {
+            guard let predicted = predictions[i] else {
+                unpredicted.append(i)
+                continue
+            }
+            needed[i].payload = predicted
+            if confirmed[i] { continue }
+            let start = needed[i].recordOffset / TensorBuffer.alignment * TensorBuffer.alignment
+            let end = min(
+                (predicted.offset + TensorBuffer.alignment - 1) / TensorBuffer.alignment * TensorBuffer.alignment,
+                fileSizes[needed[i].file])
+            items.append(.head(file: needed[i].file, start: start, end: end, chunk: i))
         }
         var headBytes = try await locatePayloads(&needed, only: unpredicted, files: files, fileSizes: fileSizes)
         phases.heads = lap()

@@ -9,6 +9,22 @@ import Testing
 /// check the prediction against the record's head read in the same pipeline, unless ckpt's
 /// checksum sidecar names the same place. These tests make the prediction wrong on purpose.
 @Suite struct PayloadPredictionTests {
+    /// Saves one float32 tensor of `shape` (from one rank) into `path`; returns it and where its
+    /// record is.
+    static func saveOne(shape: [Int], seed: UInt64, path: String, engine: IOEngine) async throws -> (GlobalTensor, StorageInfo) {
+        var rng = SplitMix64(seed: seed)
+        let tensor = GlobalTensor(fqn: "w", dtype: .float32, shape: shape, rng: &rng)
+        let buffer = TensorBuffer(byteCount: tensor.bytes.count)
+        buffer.bytes.copyBytes(from: tensor.bytes)
+        var state = StateDict()
+        state.set("w", .tensor(.whole(dtype: .float32, shape: shape, buffer: buffer)))
+        let saved = state
+        _ = try await onRanks(1) { comm in try await Checkpointer(engine: engine, communicator: comm).save(saved, to: path) }
+        let metadata = try DCPMetadata(decoding: Array(try Data(contentsOf: URL(fileURLWithPath: path + "/.metadata"))))
+        let info = try #require(metadata.storage(fqn: "w", offsets: Array(repeating: 0, count: shape.count)))
+        return (tensor, info)
+    }
+
     /// A record of the predicted length whose payload sits elsewhere (64-byte alignment instead of
     /// 4096, zero padding after the archive) loads correctly: the head contradicts the guess and
     /// the chunk is read again at its real place.
@@ -18,22 +34,13 @@ import Testing
     func recordWithTheExpectedLengthButAnotherLayoutLoadsCorrectly(verify: Bool) async throws {
         let dir = TempDir(); defer { dir.cleanup() }
         let engine = try makeEngine()
-        var rng = SplitMix64(seed: 77)
         // Large enough for a direct, 4096-aligned payload (>= 256 KiB).
         let shape = [256, 300]
-        let tensor = GlobalTensor(fqn: "w", dtype: .float32, shape: shape, rng: &rng)
-        let buffer = TensorBuffer(byteCount: tensor.bytes.count)
-        buffer.bytes.copyBytes(from: tensor.bytes)
-        var state = StateDict()
-        state.set("w", .tensor(.whole(dtype: .float32, shape: shape, buffer: buffer)))
-        let saved = state
         let path = dir.path + "/ckpt"
-        _ = try await onRanks(1) { comm in try await Checkpointer(engine: engine, communicator: comm).save(saved, to: path) }
+        let (tensor, info) = try await Self.saveOne(shape: shape, seed: 77, path: path, engine: engine)
 
         // Rewrite the record: same bytes of tensor, 64-byte payload alignment, padded to the
         // original length.
-        let metadata = try DCPMetadata(decoding: Array(try Data(contentsOf: URL(fileURLWithPath: path + "/.metadata"))))
-        let info = try #require(metadata.storage(fqn: "w", offsets: [0, 0]))
         let layout = try TorchTensorRecord.layout(dtype: .float32, shape: shape, payloadCRC32: 0, alignment: 64)
         let standard = try TorchTensorRecord.layout(dtype: .float32, shape: shape, payloadCRC32: 0, alignment: 4096)
         #expect(standard.recordLength == info.length, "the save wrote a standard 4096-aligned record")
@@ -87,18 +94,9 @@ import Testing
     @Test func damagedHeadOfAPredictedRecordIsRefusedWithoutTheSidecar() async throws {
         let dir = TempDir(); defer { dir.cleanup() }
         let engine = try makeEngine()
-        var rng = SplitMix64(seed: 78)
         let shape = [128, 600]
-        let tensor = GlobalTensor(fqn: "w", dtype: .float32, shape: shape, rng: &rng)
-        let buffer = TensorBuffer(byteCount: tensor.bytes.count)
-        buffer.bytes.copyBytes(from: tensor.bytes)
-        var state = StateDict()
-        state.set("w", .tensor(.whole(dtype: .float32, shape: shape, buffer: buffer)))
-        let saved = state
         let path = dir.path + "/ckpt"
-        _ = try await onRanks(1) { comm in try await Checkpointer(engine: engine, communicator: comm).save(saved, to: path) }
-        let metadata = try DCPMetadata(decoding: Array(try Data(contentsOf: URL(fileURLWithPath: path + "/.metadata"))))
-        let info = try #require(metadata.storage(fqn: "w", offsets: [0, 0]))
+        let (tensor, info) = try await Self.saveOne(shape: shape, seed: 78, path: path, engine: engine)
         // Break the first local header's signature.
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path + "/" + info.relativePath))
         try handle.seek(toOffset: UInt64(info.offset))

@@ -299,32 +299,24 @@ struct PickleMachine {
 
     /// Appends `stack[m...]` to the list (or list-like object) `target`, removing them from the stack.
     mutating func appendItems(to target: Int32, from m: Int, _ opName: String) throws(FormatError) {
-        let t = Int(target)
-        let added: (size: Int, height: Int32)
-        switch graph.nodes[t].kind {
-        case .list:
-            willChange(target)
-            var c = graph.nodes[t].children
-            added = link(&c, owner: target, from: m)
-            graph.nodes[t].children = c
-        case .object:
-            willChange(target)
-            let o = graph.nodes[t].a
-            var c = graph.objects[o].listItems
-            added = link(&c, owner: target, from: m)
-            graph.objects[o].listItems = c
-        default:
-            throw fail(.invalidValue, "\(opName) target is not a list")
-        }
-        grow(target, by: added.size, height: added.height)
+        try addChildren(to: target, from: m, opName, container: .list, objectItems: \.listItems, noun: "list")
     }
 
     /// Appends key, value pairs `stack[m...]` to the dict (or dict-like object) `target`.
     mutating func setItems(in target: Int32, from m: Int, _ opName: String) throws(FormatError) {
+        try addChildren(to: target, from: m, opName, container: .dict, objectItems: \.dictItems, noun: "dict")
+    }
+
+    /// Moves `stack[m...]` into the children of `target`: a node of kind `container`, or an
+    /// object (into its `objectItems`).
+    private mutating func addChildren(
+        to target: Int32, from m: Int, _ opName: String, container: PickleGraph.Kind,
+        objectItems: WritableKeyPath<PickleGraph.Object, PickleGraph.Children>, noun: String
+    ) throws(FormatError) {
         let t = Int(target)
         let added: (size: Int, height: Int32)
         switch graph.nodes[t].kind {
-        case .dict:
+        case container:
             willChange(target)
             var c = graph.nodes[t].children
             added = link(&c, owner: target, from: m)
@@ -332,11 +324,11 @@ struct PickleMachine {
         case .object:
             willChange(target)
             let o = graph.nodes[t].a
-            var c = graph.objects[o].dictItems
+            var c = graph.objects[o][keyPath: objectItems]
             added = link(&c, owner: target, from: m)
-            graph.objects[o].dictItems = c
+            graph.objects[o][keyPath: objectItems] = c
         default:
-            throw fail(.invalidValue, "\(opName) target is not a dict")
+            throw fail(.invalidValue, "\(opName) target is not a \(noun)")
         }
         grow(target, by: added.size, height: added.height)
     }
