@@ -26,8 +26,13 @@ public struct TargetCheck: Sendable, Hashable, Codable {
         func show(_ x: Double) -> String {
             asPercent ? String(format: "%.0f%%", x * 100) : String(format: "%.2fx", x)
         }
+        // One more digit where rounding would hide which side of the bound the value is on.
+        var measured = show(value)
+        if measured == show(bound) && value != bound {
+            measured = asPercent ? String(format: "%.1f%%", value * 100) : String(format: "%.3fx", value)
+        }
         return TargetCheck(
-            name: name, target: (atMost ? "<= " : ">= ") + show(bound), measured: show(value),
+            name: name, target: (atMost ? "<= " : ">= ") + show(bound), measured: measured,
             met: atMost ? value <= bound : value >= bound)
     }
 }
