@@ -52,15 +52,20 @@ extension Checkpointer {
     @discardableResult
     public func reserveAsyncStaging(for state: StateDict) -> Int {
         let total = Self.stagingBytes(state)
-        let fresh = asyncState.withLock { s -> TensorBuffer? in
-            if let arena = s.arena, arena.count >= total { return nil }
-            let fresh = TensorBuffer(uninitializedByteCount: total)
-            s.arena = fresh
-            return fresh
-        }
+        let (arena, fresh) = stagingArena(ofAtLeast: total)
         // Fault the pages in now rather than during the first save's copy.
-        fresh?.bytes.initializeMemory(as: UInt8.self, repeating: 0)
+        if fresh { arena.bytes.initializeMemory(as: UInt8.self, repeating: 0) }
         return total
+    }
+
+    /// The kept staging arena if it holds `bytes`, else a new one (kept for the next saves).
+    private func stagingArena(ofAtLeast bytes: Int) -> (arena: TensorBuffer, fresh: Bool) {
+        asyncState.withLock { s in
+            if let arena = s.arena, arena.count >= bytes { return (arena, false) }
+            let arena = TensorBuffer(uninitializedByteCount: bytes)
+            s.arena = arena
+            return (arena, true)
+        }
     }
 
     /// Bytes of staging memory for `state`: every tensor chunk at a 4096-aligned offset.
@@ -82,12 +87,7 @@ extension Checkpointer {
     func stage(_ state: StateDict) -> (StateDict, Int) {
         let alignment = TensorBuffer.alignment
         let total = Self.stagingBytes(state)
-        let arena = asyncState.withLock { s -> TensorBuffer in
-            if let arena = s.arena, arena.count >= total { return arena }
-            let fresh = TensorBuffer(uninitializedByteCount: total)
-            s.arena = fresh
-            return fresh
-        }
+        let arena = stagingArena(ofAtLeast: total).arena
         var staged = StateDict()
         var cursor = 0
         for entry in state.entries {

@@ -153,9 +153,11 @@ public struct Consolidator: Sendable {
         let batches = Self.batches(sources, maxBytes: half)
         var done = 0
         do {
-            if torchWriter == nil { try await out.append(safetensorsHeader) } else if var w = torchWriter {
+            if var w = torchWriter {
                 try await out.append(try w.start())
                 torchWriter = w
+            } else {
+                try await out.append(safetensorsHeader)
             }
             var next: Task<Void, any Error>? = batches.first.map { Self.prefetch($0, sources: sources, into: halves[0], reader: reader) }
             var crc: UInt32 = 0

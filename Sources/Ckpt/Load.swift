@@ -334,7 +334,8 @@ struct LoadExecution {
         }
         var headBytes = try await locatePayloads(&needed, only: unpredicted, files: files, fileSizes: fileSizes)
         phases.heads = lap()
-        var readPlan = try plannedReads(others, needed: needed, plans: plans)
+        let readPlan = try plannedReads(others, needed: needed, plans: plans)
+        var payloadBytesRead = readPlan.readBytes
         for filePlan in readPlan.files {
             for read in filePlan.reads where read.length > 0 { items.append(.planned(file: filePlan.file, read: read)) }
         }
@@ -356,8 +357,7 @@ struct LoadExecution {
             let again = try await runReads(
                 moreItems, needed: needed, plans: plans, destinations: destinations, files: files, fileSizes: fileSizes)
             done.add(again)
-            readPlan.readBytes += more.readBytes
-            readPlan.files += more.files
+            payloadBytesRead += more.readBytes
         }
         let headerBytes = headBytes + done.smallBytesRead - done.smallPayloadBytes
         let transferred = done.transferred + headBytes
@@ -374,7 +374,7 @@ struct LoadExecution {
         }
         phases.finish = lap()
         return LoadReport(
-            neededBytes: plans.reduce(0) { $0 + $1.neededBytes }, payloadBytesRead: readPlan.readBytes + done.smallPayloadBytes,
+            neededBytes: plans.reduce(0) { $0 + $1.neededBytes }, payloadBytesRead: payloadBytesRead + done.smallPayloadBytes,
             transferredBytes: transferred, headerBytesRead: headerBytes,
             readCount: done.readCount, directReadCount: done.directCount, verifiedChunks: verified,
             peakBufferBytes: engine.buffers.peakHeldBytes, values: values, phases: phases)

@@ -1,4 +1,4 @@
-import Glibc
+import CkptIO
 
 /// Memory holding tensor bytes: allocated by ckpt (4096-byte aligned, so the I/O engine can write
 /// and read it with O_DIRECT without staging) or lent by the caller.
@@ -15,7 +15,7 @@ public final class TensorBuffer: @unchecked Sendable {
     private let owned: Bool
 
     /// Alignment of buffers allocated by ckpt.
-    public static let alignment = 4096
+    public static let alignment = AlignedMemory.alignment
 
     /// Allocates `byteCount` zero-filled bytes aligned to 4096.
     public convenience init(byteCount: Int) {
@@ -24,28 +24,16 @@ public final class TensorBuffer: @unchecked Sendable {
     }
 
     /// Allocates `byteCount` bytes aligned to 4096 without initializing them (every byte is
-    /// expected to be overwritten, e.g. by a load).
-    ///
-    /// Buffers of 2 MiB or more are 2 MiB-aligned and advised for transparent huge pages: fewer
-    /// page faults, and O_DIRECT transfers from them pin whole huge pages and reach the device in
-    /// large segments (with 4 KiB pages a request carries at most `max_segments` pages, e.g. 1016
-    /// KiB on virtio-blk).
+    /// expected to be overwritten, e.g. by a load). From 2 MiB up the memory is in transparent
+    /// huge pages (``AlignedMemory``).
     public init(uninitializedByteCount byteCount: Int) {
         precondition(byteCount >= 0, "byteCount must not be negative")
-        if byteCount >= Self.hugePageSize {
-            let rounded = (byteCount + Self.hugePageSize - 1) / Self.hugePageSize * Self.hugePageSize
-            let raw = UnsafeMutableRawPointer.allocate(byteCount: rounded, alignment: Self.hugePageSize)
-            _ = madvise(raw, rounded, MADV_HUGEPAGE)
-            bytes = UnsafeMutableRawBufferPointer(start: raw, count: byteCount)
-        } else {
-            let raw = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: Self.alignment)
-            bytes = UnsafeMutableRawBufferPointer(start: raw, count: byteCount)
+        guard let raw = AlignedMemory.allocate(byteCount: byteCount) else {
+            fatalError("out of memory allocating a \(byteCount)-byte tensor buffer")
         }
+        bytes = UnsafeMutableRawBufferPointer(start: raw, count: byteCount)
         owned = true
     }
-
-    /// Size of a transparent huge page on x86-64 and most arm64 kernels.
-    static let hugePageSize = 2 << 20
 
     /// Wraps memory the caller owns and keeps alive for as long as this buffer is used.
     public init(borrowing memory: UnsafeMutableRawBufferPointer) {
@@ -63,6 +51,6 @@ public final class TensorBuffer: @unchecked Sendable {
     }
 
     deinit {
-        if owned { bytes.baseAddress?.deallocate() }
+        if owned, let base = bytes.baseAddress { AlignedMemory.deallocate(base) }
     }
 }

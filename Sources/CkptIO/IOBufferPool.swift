@@ -8,7 +8,7 @@ import Synchronization
 /// amount of data moved. The pool reports the bytes lent out now and at peak.
 public final class IOBufferPool: Sendable {
     /// Alignment of every buffer (the O_DIRECT requirement on every Linux file system here).
-    public static let alignment = 4096
+    public static let alignment = AlignedMemory.alignment
 
     struct State {
         var free: [Int]
@@ -62,16 +62,13 @@ public final class IOBufferPool: Sendable {
             var pointer: UnsafeMutableRawPointer?
             if useNuma {
                 pointer = ckpt_numa_alloc_onnode(size, node)
-            } else if posix_memalign(&pointer, size >= Self.hugePageSize ? Self.hugePageSize : Self.alignment, size) != 0 {
-                pointer = nil
+            } else {
+                pointer = AlignedMemory.allocate(byteCount: size)
             }
             guard let pointer else {
                 for s in made { Self.free(s) }
                 throw IOError.make(.other, "could not allocate \(count) I/O buffers of \(size) bytes")
             }
-            // Transparent huge pages where the buffer spans them: transfers reach the device in
-            // large segments, and registration or pinning handles whole huge pages.
-            if size >= Self.hugePageSize { _ = madvise(pointer, size, MADV_HUGEPAGE) }
             made.append(Storage(bytes: UnsafeMutableRawBufferPointer(start: pointer, count: size), numa: useNuma))
         }
         storage = made
@@ -84,11 +81,8 @@ public final class IOBufferPool: Sendable {
 
     private static func free(_ s: Storage) {
         guard let base = s.bytes.baseAddress else { return }
-        if s.numa { ckpt_numa_free(base, s.bytes.count) } else { Glibc.free(base) }
+        if s.numa { ckpt_numa_free(base, s.bytes.count) } else { AlignedMemory.deallocate(base) }
     }
-
-    /// Size of a transparent huge page on x86-64 and most arm64 kernels.
-    static let hugePageSize = 2 << 20
 
     /// Total bytes of the pool.
     public var capacityBytes: Int { bufferSize * bufferCount }

@@ -240,16 +240,20 @@ public final class IOEngine: Sendable {
     /// Sets the file's size (ftruncate).
     public func truncate(_ file: IOFile, to length: Int64) throws {
         try checkOpen(file)
+        let rc = retryingInterrupts(alsoEAGAIN: false) { syscalls.ftruncate(file.fd, length) }
+        if rc < 0 { throw IOError.system("ftruncate(\(length))", errno: Errno(rawValue: -rc), path: file.path) }
+    }
+
+    /// Runs `call` (returning 0 or -errno) again while it reports EINTR (and EAGAIN, unless told
+    /// otherwise), at most `maxRetries` times; returns its last result.
+    private func retryingInterrupts(alsoEAGAIN: Bool = true, _ call: () -> Int32) -> Int32 {
+        var rc = call()
         var retries = 0
-        while true {
-            let rc = syscalls.ftruncate(file.fd, length)
-            if rc == 0 { return }
-            if rc == -EINTR && retries < maxRetries {
-                retries += 1
-                continue
-            }
-            throw IOError.system("ftruncate(\(length))", errno: Errno(rawValue: -rc), path: file.path)
+        while (rc == -EINTR || (alsoEAGAIN && rc == -EAGAIN)) && retries < maxRetries {
+            retries += 1
+            rc = call()
         }
+        return rc
     }
 
     /// Allocates the file's blocks up to `length` bytes (fallocate(2), mode 0: the file size
@@ -268,17 +272,10 @@ public final class IOEngine: Sendable {
         try checkOpen(file)
         guard length > 0 else { return true }
         if Self.memoryFileSystems.contains(Int(ckpt_fs_type(file.fd))) { return false }
-        var retries = 0
-        while true {
-            let rc = syscalls.fallocate(file.fd, 0, length)
-            if rc == 0 { return true }
-            if rc == -EOPNOTSUPP || rc == -ENOSYS { return false }
-            if (rc == -EINTR || rc == -EAGAIN) && retries < maxRetries {
-                retries += 1
-                continue
-            }
-            throw IOError.system("fallocate(0, \(length))", errno: Errno(rawValue: -rc), path: file.path)
-        }
+        let rc = retryingInterrupts { syscalls.fallocate(file.fd, 0, length) }
+        if rc == 0 { return true }
+        if rc == -EOPNOTSUPP || rc == -ENOSYS { return false }
+        throw IOError.system("fallocate(0, \(length))", errno: Errno(rawValue: -rc), path: file.path)
     }
 
     /// `statfs.f_type` of tmpfs (TMPFS_MAGIC) and ramfs (RAMFS_MAGIC).
@@ -296,12 +293,7 @@ public final class IOEngine: Sendable {
     /// parent afterwards to make it durable.
     public func rename(_ from: String, to: String) throws {
         try checkRunning()
-        var rc: Int32 = 0
-        var retries = 0
-        repeat {
-            rc = syscalls.rename(from, to, exchange: false)
-            retries += 1
-        } while (rc == -EINTR || rc == -EAGAIN) && retries < maxRetries
+        let rc = retryingInterrupts { syscalls.rename(from, to, exchange: false) }
         if rc < 0 { throw IOError.system("rename to '\(to)'", errno: Errno(rawValue: -rc), path: from) }
     }
 
@@ -309,12 +301,7 @@ public final class IOEngine: Sendable {
     /// `errno == .invalidArgument` where the file system cannot exchange.
     public func exchange(_ a: String, _ b: String) throws {
         try checkRunning()
-        var rc: Int32 = 0
-        var retries = 0
-        repeat {
-            rc = syscalls.rename(a, b, exchange: true)
-            retries += 1
-        } while (rc == -EINTR || rc == -EAGAIN) && retries < maxRetries
+        let rc = retryingInterrupts { syscalls.rename(a, b, exchange: true) }
         if rc < 0 { throw IOError.system("exchange with '\(b)'", errno: Errno(rawValue: -rc), path: a) }
     }
 

@@ -308,10 +308,10 @@ struct PickleMachine {
     }
 
     /// Moves `stack[m...]` into the children of `target`: a node of kind `container`, or an
-    /// object (into its `objectItems`).
+    /// object (into its `objectItems`, when the container has object items).
     private mutating func addChildren(
         to target: Int32, from m: Int, _ opName: String, container: PickleGraph.Kind,
-        objectItems: WritableKeyPath<PickleGraph.Object, PickleGraph.Children>, noun: String
+        objectItems: WritableKeyPath<PickleGraph.Object, PickleGraph.Children>?, noun: String
     ) throws(FormatError) {
         let t = Int(target)
         let added: (size: Int, height: Int32)
@@ -322,6 +322,7 @@ struct PickleMachine {
             added = link(&c, owner: target, from: m)
             graph.nodes[t].children = c
         case .object:
+            guard let objectItems else { throw fail(.invalidValue, "\(opName) target is not a \(noun)") }
             willChange(target)
             let o = graph.nodes[t].a
             var c = graph.objects[o][keyPath: objectItems]
@@ -449,13 +450,7 @@ struct PickleMachine {
                 guard m > floor else {
                     throw fail(.invalidValue, "expected a set for ADDITEMS on the pickle stack, found it empty")
                 }
-                let set = stack[m - 1]
-                guard graph.nodes[Int(set)].kind == .set else { throw fail(.invalidValue, "ADDITEMS target is not a set") }
-                willChange(set)
-                var c = graph.nodes[Int(set)].children
-                let added = link(&c, owner: set, from: m)
-                graph.nodes[Int(set)].children = c
-                grow(set, by: added.size, height: added.height)
+                try addChildren(to: stack[m - 1], from: m, "ADDITEMS", container: .set, objectItems: nil, noun: "set")
             case 0x73:  // SETITEM
                 guard stack.count - floor >= 1 else {
                     throw fail(.invalidValue, "expected a dict value on the pickle stack, found it empty")
