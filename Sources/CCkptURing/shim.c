@@ -57,6 +57,16 @@ int ckpt_ring_prep_rw(ckpt_ring *r, int opcode, int fd, void *buf, unsigned len,
     return 0;
 }
 
+int ckpt_ring_prep_rwv(ckpt_ring *r, int opcode, int fd, const struct iovec *iovecs, unsigned count,
+                       uint64_t offset, uint64_t user_data) {
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
+    if (sqe == NULL) return -EBUSY;
+    if (opcode == CKPT_RING_READ) io_uring_prep_readv(sqe, fd, iovecs, count, offset);
+    else io_uring_prep_writev(sqe, fd, iovecs, count, offset);
+    io_uring_sqe_set_data64(sqe, user_data);
+    return 0;
+}
+
 int ckpt_ring_prep_fsync(ckpt_ring *r, int fd, int datasync, uint64_t user_data) {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
     if (sqe == NULL) return -EBUSY;

@@ -17,7 +17,7 @@ public struct CheckpointReader: Sendable {
     public init(directory: String, engine: IOEngine, options: CheckpointOptions = CheckpointOptions()) async throws {
         let parts = await Checkpointer.readCommitted(directory, engine: engine, sidecar: options.verifyChecksums)
         if !parts[0].isEmpty { throw Wire.decodeError(parts[0]) }
-        let (metadata, sidecar) = try Checkpointer.decodeCommitted(
+        let (metadata, sidecar) = try await Checkpointer.decodeCommitted(
             directory: directory, metadata: parts[1], sidecar: parts[2], verify: options.verifyChecksums)
         self.directory = directory
         self.engine = engine

@@ -29,7 +29,7 @@ extension Checkpointer {
                 directory, engine: engine, sidecar: true, optional: !options.verifyChecksums)
             do {
                 if !parts[0].isEmpty { throw Wire.decodeError(parts[0]) }
-                let decoded = try Self.decodeCommitted(
+                let decoded = try await Self.decodeCommitted(
                     directory: directory, metadata: parts[1], sidecar: parts[2], verify: options.verifyChecksums)
                 mine = decoded
                 content = .committed(decoded.0, decoded.1)
@@ -71,30 +71,35 @@ extension Checkpointer {
         return report
     }
 
-    /// Decodes `.metadata` and (when verifying) the sidecar, checking they belong together.
+    /// Decodes `.metadata` and (when verifying) the sidecar, checking they belong together. The
+    /// two are decoded concurrently (each takes milliseconds on a large model, and every rank
+    /// waits for them).
     static func decodeCommitted(
         directory: String, metadata bytes: [UInt8], sidecar sidecarBytes: [UInt8], verify: Bool
-    ) throws -> (DCPMetadata, ChecksumSidecar?) {
+    ) async throws -> (DCPMetadata, ChecksumSidecar?) {
         let metadataPath = directory + "/" + metadataFileName
+        let sidecarPath = directory + "/" + checksumFileName
+        async let parsedSidecar: Result<ChecksumSidecar, any Error>? = sidecarBytes.isEmpty
+            ? nil : Result { try ChecksumSidecar.decode(sidecarBytes, path: sidecarPath) }
         let metadata: DCPMetadata
         do {
             metadata = try DCPMetadata(decoding: bytes)
         } catch {
+            _ = await parsedSidecar
             throw CheckpointError(.corrupt, "'\(metadataPath)': \(error.at(file: metadataPath))", underlying: error)
         }
-        let sidecarPath = directory + "/" + checksumFileName
+        let sidecar = await parsedSidecar
         guard verify else {
             // Not verifying: a sidecar of this save still tells where payloads are (a hint the
             // load checks against each record's layout); a missing, damaged or stale one is ignored.
-            guard !sidecarBytes.isEmpty, let decoded = try? ChecksumSidecar.decode(sidecarBytes, path: sidecarPath),
-                decoded.saveID == metadata.storageMeta?.saveID
+            guard case .success(let decoded)? = sidecar, decoded.saveID == metadata.storageMeta?.saveID
             else { return (metadata, nil) }
             return (metadata, decoded)
         }
-        guard !sidecarBytes.isEmpty else {
+        guard let sidecar else {
             throw CheckpointError(.corrupt, "'\(sidecarPath)' is missing: the checkpoint has no checksums to verify")
         }
-        let decoded = try ChecksumSidecar.decode(sidecarBytes, path: sidecarPath)
+        let decoded = try sidecar.get()
         guard decoded.saveID == metadata.storageMeta?.saveID else {
             throw CheckpointError(
                 .corrupt,
@@ -290,6 +295,7 @@ struct LoadExecution {
         // the prediction afterwards (a wrong guess is read again).
         var layouts = LayoutCache()
         var hinted: [HintKey: ChecksumSidecar.Entry] = [:]
+        hinted.reserveCapacity(hints?.entries.count ?? 0)
         for entry in hints?.entries ?? [] where entry.offsets != nil {
             hinted[HintKey(fqn: entry.fqn, offsets: entry.offsets ?? [])] = entry
         }
@@ -454,16 +460,21 @@ struct LoadExecution {
         case planned(file: Int, read: PlannedRead)
         /// The head of a record whose payload was predicted: checked once read.
         case head(file: Int, start: Int, end: Int, chunk: Int)
+        /// Neighbouring reads of one file (`parts`, none of them a span) as one vectored transfer
+        /// of the 4096-aligned range [start, end): direct payloads land in tensor memory, the
+        /// bytes around them (record headers, small records, heads, unaligned tails) in scratch
+        /// memory, then each part is finished as it would be alone.
+        case span(file: Int, start: Int, end: Int, parts: [DataRead])
 
         var file: Int {
             switch self {
-            case .group(let file, _, _, _), .planned(let file, _), .head(let file, _, _, _): file
+            case .group(let file, _, _, _), .planned(let file, _), .head(let file, _, _, _), .span(let file, _, _, _): file
             }
         }
 
         var offset: Int {
             switch self {
-            case .group(_, let start, _, _), .head(_, let start, _, _): start
+            case .group(_, let start, _, _), .head(_, let start, _, _), .span(_, let start, _, _): start
             case .planned(_, let read): read.offset
             }
         }
@@ -594,7 +605,8 @@ struct LoadExecution {
         _ items: [DataRead], needed: [NeededChunk], plans: [TensorOverlapPlan], destinations: [TensorBuffer],
         files: [IOFile], fileSizes: [Int]
     ) async throws -> DataReadsDone {
-        let items = items.sorted { ($0.file, $0.offset) < ($1.file, $1.offset) }
+        let items = spans(
+            items.sorted { ($0.file, $0.offset) < ($1.file, $1.offset) }, destinations: destinations, fileSizes: fileSizes)
         let window = max(2, min(engine.configuration.queueDepth, engine.buffers.bufferCount))
         let this = self
         do {
@@ -664,14 +676,14 @@ struct LoadExecution {
     }
 
     /// Whether the head read at `start` confirms the predicted payload location of chunk `i`.
-    private func check(head: TensorBuffer, start: Int, chunk i: Int, needed: [NeededChunk]) -> Bool {
+    private func check(head: UnsafeRawBufferPointer, start: Int, chunk i: Int, needed: [NeededChunk]) -> Bool {
         var chunk = needed[i]
         let predicted = chunk.payload
         chunk.payload = nil
         let at = chunk.recordOffset - start
         guard at >= 0, at <= head.count else { return false }
         do {
-            return try locate(&chunk, head: UnsafeRawBufferPointer(rebasing: head.bytes[at...])) == nil && chunk.payload == predicted
+            return try locate(&chunk, head: UnsafeRawBufferPointer(rebasing: head[at...])) == nil && chunk.payload == predicted
         } catch {
             // Read again by the general path, which reports what is wrong.
             return false
@@ -691,7 +703,7 @@ struct LoadExecution {
             try await engine.read(files[f], at: Int64(start), into: head.bytes)
             done.readCount = 1
             done.headBytesRead = end - start
-            if !check(head: head, start: start, chunk: i, needed: needed) { done.mispredicted = [i] }
+            if !check(head: UnsafeRawBufferPointer(head.bytes), start: start, chunk: i, needed: needed) { done.mispredicted = [i] }
         case .group(let f, let start, let end, let members):
             let buffer = try await engine.buffers.acquire()
             defer { engine.buffers.release(buffer) }
@@ -700,27 +712,206 @@ struct LoadExecution {
             done.readCount = 1
             done.transferred = end - start
             done.smallBytesRead = end - start
-            for i in members {
-                var chunk = needed[i]
-                let at = chunk.recordOffset - start
-                let record = UnsafeRawBufferPointer(rebasing: window[at..<(at + chunk.recordLength)])
-                // Only zip records: the safetensors variant's length is not its blob's.
-                guard record.count >= 4, record.loadUnaligned(as: UInt32.self) == 0x0403_4B50 else { continue }
-                guard try locate(&chunk, head: record) == nil, let payload = chunk.payload else {
-                    throw CheckpointError(
-                        .corrupt, "'\(path(chunk.file))' at offset \(chunk.recordOffset): record of '\(chunk.fqn)' does not hold its payload")
+            done.add(try serveSmall(
+                UnsafeRawBufferPointer(window), start: start, members: members, needed: needed, plans: plans,
+                destinations: destinations))
+        case .span(let f, let start, let end, let parts):
+            done.add(try await runSpan(
+                file: f, start: start, end: end, parts: parts, needed: needed, plans: plans, destinations: destinations,
+                files: files))
+        }
+        return done
+    }
+
+    /// Copies the needed parts of the small records `members`, read whole in `window` (file bytes
+    /// from `start`), into the destinations.
+    private func serveSmall(
+        _ window: UnsafeRawBufferPointer, start: Int, members: [Int], needed: [NeededChunk], plans: [TensorOverlapPlan],
+        destinations: [TensorBuffer]
+    ) throws -> DataReadsDone {
+        var done = DataReadsDone()
+        for i in members {
+            var chunk = needed[i]
+            let at = chunk.recordOffset - start
+            let record = UnsafeRawBufferPointer(rebasing: window[at..<(at + chunk.recordLength)])
+            // Only zip records: the safetensors variant's length is not its blob's.
+            guard record.count >= 4, record.loadUnaligned(as: UInt32.self) == 0x0403_4B50 else { continue }
+            guard try locate(&chunk, head: record) == nil, let payload = chunk.payload else {
+                throw CheckpointError(
+                    .corrupt, "'\(path(chunk.file))' at offset \(chunk.recordOffset): record of '\(chunk.fqn)' does not hold its payload")
+            }
+            let plan = plans[chunk.tensor]
+            for overlap in plan.overlaps where overlap.savedChunk == chunk.savedChunk {
+                for run in LoadPlanner.copyRuns(for: overlap, in: plan, payload: payload) {
+                    let from = run.sourceOffset - start
+                    let dest = destinations[run.destination].bytes
+                    UnsafeMutableRawBufferPointer(rebasing: dest[run.destinationOffset..<(run.destinationOffset + run.length)])
+                        .copyMemory(from: UnsafeRawBufferPointer(rebasing: window[from..<(from + run.length)]))
                 }
-                let plan = plans[chunk.tensor]
-                for overlap in plan.overlaps where overlap.savedChunk == chunk.savedChunk {
-                    for run in LoadPlanner.copyRuns(for: overlap, in: plan, payload: payload) {
-                        let from = run.sourceOffset - start
-                        let dest = destinations[run.destination].bytes
-                        UnsafeMutableRawBufferPointer(rebasing: dest[run.destinationOffset..<(run.destinationOffset + run.length)])
-                            .copyMemory(from: UnsafeRawBufferPointer(rebasing: window[from..<(from + run.length)]))
-                    }
+            }
+            done.served.append(.init(index: i, payload: payload))
+            done.smallPayloadBytes += payload.length
+        }
+        return done
+    }
+
+    /// Gaps of at most this many unneeded bytes (record headers, mostly) are read to join two
+    /// reads into one span.
+    static let spanGapLimit = 16 << 10
+
+    /// Merges neighbouring reads of a file (sorted by file and offset) into vectored spans of at
+    /// most one engine block: the device then sees a few large requests instead of one per record
+    /// (on virtual disks especially, request size sets the throughput). O_DIRECT loads only; a
+    /// buffered load's page cache merges reads by itself.
+    private func spans(_ items: [DataRead], destinations: [TensorBuffer], fileSizes: [Int]) -> [DataRead] {
+        guard options.direct, items.count > 1 else { return items }
+        let limit = engine.buffers.bufferSize
+        var out: [DataRead] = []
+        out.reserveCapacity(items.count)
+        var current: (file: Int, start: Int, end: Int, parts: [DataRead])?
+        func close() {
+            guard let c = current else { return }
+            out.append(c.parts.count == 1 ? c.parts[0] : .span(file: c.file, start: c.start, end: c.end, parts: c.parts))
+            current = nil
+        }
+        for item in items {
+            guard let range = spanRange(item, destinations: destinations, fileSizes: fileSizes) else {
+                close()
+                out.append(item)
+                continue
+            }
+            if var c = current, c.file == item.file, range.start >= c.end, range.start - c.end <= Self.spanGapLimit,
+                range.end - c.start <= limit
+            {
+                c.end = range.end
+                c.parts.append(item)
+                current = c
+            } else {
+                close()
+                current = (item.file, range.start, range.end, [item])
+            }
+        }
+        close()
+        return out
+    }
+
+    /// The 4096-aligned file range a read covers as part of a span, or nil when it cannot be one:
+    /// a direct payload read must start aligned in the file and in memory.
+    private func spanRange(_ item: DataRead, destinations: [TensorBuffer], fileSizes: [Int]) -> (start: Int, end: Int)? {
+        let alignment = TensorBuffer.alignment
+        let range: (start: Int, end: Int)
+        switch item {
+        case .group(_, let start, let end, _), .head(_, let start, let end, _):
+            range = (start, end)
+        case .planned(_, let read):
+            guard read.isDirect, read.offset % alignment == 0,
+                let base = destinations[read.scatter[0].destination].bytes.baseAddress,
+                (Int(bitPattern: base) + read.scatter[0].destinationOffset) % alignment == 0
+            else { return nil }
+            range = (read.offset, (read.offset + read.length + alignment - 1) / alignment * alignment)
+        case .span:
+            return nil
+        }
+        guard range.start % alignment == 0, range.end % alignment == 0, range.end <= fileSizes[item.file] else { return nil }
+        return range
+    }
+
+    /// Reads a span with one vectored transfer, then finishes each part: unaligned payload tails
+    /// copied out of scratch, small records served, heads checked.
+    private func runSpan(
+        file f: Int, start: Int, end: Int, parts: [DataRead], needed: [NeededChunk], plans: [TensorOverlapPlan],
+        destinations: [TensorBuffer], files: [IOFile]
+    ) async throws -> DataReadsDone {
+        let alignment = TensorBuffer.alignment
+        // The transfer's segments in file order: tensor memory, or scratch (dest nil).
+        var layout: [(fileStart: Int, length: Int, dest: UnsafeMutableRawPointer?)] = []
+        var cursor = start
+        func scratch(to end: Int) {
+            guard end > cursor else { return }
+            if let last = layout.last, last.dest == nil, last.fileStart + last.length == cursor {
+                layout[layout.count - 1].length += end - cursor
+            } else {
+                layout.append((cursor, end - cursor, nil))
+            }
+            cursor = end
+        }
+        var done = DataReadsDone()
+        done.readCount = 1
+        var partBytes = 0
+        for part in parts {
+            switch part {
+            case .planned(_, let read):
+                scratch(to: read.offset)
+                let body = read.length / alignment * alignment
+                let entry = read.scatter[0]
+                if body > 0, let base = destinations[entry.destination].bytes.baseAddress {
+                    layout.append((read.offset, body, base + entry.destinationOffset))
+                    cursor = read.offset + body
                 }
-                done.served.append(.init(index: i, payload: payload))
-                done.smallPayloadBytes += payload.length
+                scratch(to: (read.offset + read.length + alignment - 1) / alignment * alignment)
+                done.directCount = 1
+                done.transferred += cursor - read.offset
+                partBytes += cursor - read.offset
+            case .group(_, _, let e, _):
+                let before = cursor
+                scratch(to: e)
+                done.transferred += e - before
+                done.smallBytesRead += e - before
+                partBytes += e - before
+            case .head(_, _, let e, _):
+                scratch(to: e)
+            case .span:
+                break
+            }
+        }
+        scratch(to: end)
+        // Gaps and heads count as header bytes.
+        done.headBytesRead = (end - start) - partBytes
+        let scratchBytes = layout.reduce(0) { $0 + ($1.dest == nil ? $1.length : 0) }
+        // Scratch: a pool buffer when large (bounded by the pool), else a small allocation.
+        let pooled = scratchBytes > 256 << 10 ? try await engine.buffers.acquire() : nil
+        defer { if let pooled { engine.buffers.release(pooled) } }
+        let small = pooled == nil ? TensorBuffer(uninitializedByteCount: max(scratchBytes, 1)) : nil
+        guard let scratchBase = pooled?.bytes.baseAddress ?? small?.bytes.baseAddress else { return done }
+        var segments: [UnsafeMutableRawBufferPointer] = []
+        var scratchAt: [(fileStart: Int, fileEnd: Int, offset: Int)] = []
+        var used = 0
+        for segment in layout {
+            if let dest = segment.dest {
+                segments.append(UnsafeMutableRawBufferPointer(start: dest, count: segment.length))
+            } else {
+                segments.append(UnsafeMutableRawBufferPointer(start: scratchBase + used, count: segment.length))
+                scratchAt.append((segment.fileStart, segment.fileStart + segment.length, used))
+                used += segment.length
+            }
+        }
+        try await engine.perform([.readv(files[f], offset: Int64(start), into: segments)])
+        // The scratch bytes of the file range [from, to) (inside one scratch segment by construction).
+        func view(_ from: Int, _ to: Int) throws -> UnsafeRawBufferPointer {
+            guard let s = scratchAt.first(where: { $0.fileStart <= from && to <= $0.fileEnd }) else {
+                throw CheckpointError(
+                    .aborted, "internal error: bytes \(from)..<\(to) of '\(path(f))' are not in the span's scratch memory")
+            }
+            return UnsafeRawBufferPointer(start: scratchBase + s.offset + (from - s.fileStart), count: to - from)
+        }
+        for part in parts {
+            switch part {
+            case .planned(_, let read):
+                let body = read.length / alignment * alignment
+                guard body < read.length else { continue }
+                let entry = read.scatter[0]
+                let tail = try view(read.offset + body, read.offset + read.length)
+                let dest = destinations[entry.destination].bytes
+                UnsafeMutableRawBufferPointer(
+                    rebasing: dest[(entry.destinationOffset + body)..<(entry.destinationOffset + read.length)]
+                ).copyMemory(from: tail)
+            case .group(_, let s, let e, let members):
+                done.add(try serveSmall(
+                    try view(s, e), start: s, members: members, needed: needed, plans: plans, destinations: destinations))
+            case .head(_, let s, let e, let i):
+                if !check(head: try view(s, e), start: s, chunk: i, needed: needed) { done.mispredicted.append(i) }
+            case .span:
+                break
             }
         }
         return done

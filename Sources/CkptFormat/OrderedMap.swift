@@ -1,48 +1,52 @@
 /// A small insertion-ordered dictionary (Python `dict` semantics: re-assigning a key keeps its position).
 public struct OrderedMap<Key: Hashable & Sendable, Value: Sendable>: Sendable {
+    // Inlinable (with its storage usable from inlined code) so that clients get code specialized
+    // for their key and value types: decoding a large `.metadata` inserts thousands of entries.
+    @usableFromInline var storedKeys: [Key] = []
+    @usableFromInline var storedValues: [Value] = []
     /// Keys in insertion order.
-    public private(set) var keys: [Key] = []
+    @inlinable public var keys: [Key] { storedKeys }
     /// Values, parallel to ``keys``.
-    public private(set) var values: [Value] = []
-    private var index: [Key: Int] = [:]
+    @inlinable public var values: [Value] { storedValues }
+    @usableFromInline var index: [Key: Int] = [:]
 
     /// Creates an empty map.
-    public init() {}
+    @inlinable public init() {}
 
     /// Number of entries.
-    public var count: Int { keys.count }
+    @inlinable public var count: Int { keys.count }
     /// Whether the map is empty.
-    public var isEmpty: Bool { keys.isEmpty }
+    @inlinable public var isEmpty: Bool { keys.isEmpty }
 
     /// Gets or sets the value for `key`; setting nil removes the entry.
-    public subscript(key: Key) -> Value? {
+    @inlinable public subscript(key: Key) -> Value? {
         get { index[key].map { values[$0] } }
         set {
             if let i = index[key] {
                 if let newValue {
-                    values[i] = newValue
+                    storedValues[i] = newValue
                 } else {
-                    keys.remove(at: i)
-                    values.remove(at: i)
+                    storedKeys.remove(at: i)
+                    storedValues.remove(at: i)
                     index = Dictionary(uniqueKeysWithValues: keys.enumerated().map { ($1, $0) })
                 }
             } else if let newValue {
-                index[key] = keys.count
-                keys.append(key)
-                values.append(newValue)
+                index.updateValue(keys.count, forKey: key)
+                storedKeys.append(key)
+                storedValues.append(newValue)
             }
         }
     }
 
     /// Reserves room for `n` entries.
-    mutating func reserveCapacity(_ n: Int) {
-        keys.reserveCapacity(n)
-        values.reserveCapacity(n)
+    @inlinable public mutating func reserveCapacity(_ n: Int) {
+        storedKeys.reserveCapacity(n)
+        storedValues.reserveCapacity(n)
         index.reserveCapacity(n)
     }
 
     /// The stored key equal to `key` (which may carry fields excluded from equality).
-    public func storedKey(_ key: Key) -> Key? { index[key].map { keys[$0] } }
+    @inlinable public func storedKey(_ key: Key) -> Key? { index[key].map { keys[$0] } }
 
     /// Entries in order.
     public var entries: [(key: Key, value: Value)] { Array(zip(keys, values)).map { (key: $0.0, value: $0.1) } }

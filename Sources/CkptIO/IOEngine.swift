@@ -363,6 +363,12 @@ public final class IOEngine: Sendable {
                 try checkOpen(file)
                 guard let base = bytes.baseAddress, bytes.count > 0 else { continue }
                 split(.write, file, offset, UnsafeMutableRawPointer(mutating: base), bytes.count, into: &pieces)
+            case .readv(let file, let offset, let buffers):
+                try checkOpen(file)
+                vectored(.read, file, offset, buffers.map { ($0.baseAddress, $0.count) }, into: &pieces)
+            case .writev(let file, let offset, let buffers):
+                try checkOpen(file)
+                vectored(.write, file, offset, buffers.map { ($0.baseAddress.map(UnsafeMutableRawPointer.init(mutating:)), $0.count) }, into: &pieces)
             case .fsync(let file):
                 try checkOpen(file)
                 if !flushes.contains(where: { $0 === file }) { flushes.append(file) }
@@ -381,19 +387,50 @@ public final class IOEngine: Sendable {
         if file.isClosed { throw IOError.make(.closed, "'\(file.path)' is closed", path: file.path) }
     }
 
+    /// Largest number of segments of one vectored transfer (Linux's IOV_MAX).
+    static let maxSegments = 1024
+
+    /// One piece for a vectored request when the file allows it (see `IORequest.readv`),
+    /// otherwise the pieces of one request per buffer.
+    private func vectored(
+        _ kind: RawOp.Kind, _ file: IOFile, _ offset: Int64, _ buffers: [(UnsafeMutableRawPointer?, Int)],
+        into pieces: inout [Piece]
+    ) {
+        let segments = buffers.compactMap { address, length in
+            address.flatMap { length > 0 ? Piece.Segment(address: $0, length: length) : nil }
+        }
+        let total = segments.reduce(0) { $0 + $1.length }
+        let fits = !file.isDirect || (Alignment.isAligned(offset) && segments.allSatisfy {
+            Alignment.isAligned(UnsafeRawPointer($0.address)) && Alignment.isAligned($0.length)
+        })
+        if segments.count > 1, segments.count <= Self.maxSegments, fits {
+            pieces.append(Piece(
+                kind: kind, file: file, route: file.isDirect ? .direct : .plain, offset: offset,
+                address: segments[0].address, length: total, requestOffset: offset, requestLength: total,
+                segments: segments))
+            return
+        }
+        var at = offset
+        for segment in segments {
+            split(kind, file, at, segment.address, segment.length, request: (offset, total), into: &pieces)
+            at += Int64(segment.length)
+        }
+    }
+
     /// Splits one request into pieces of at most the buffer size, by alignment.
     private func split(
         _ kind: RawOp.Kind, _ file: IOFile, _ offset: Int64, _ address: UnsafeMutableRawPointer, _ length: Int,
-        into pieces: inout [Piece]
+        request: (offset: Int64, length: Int)? = nil, into pieces: inout [Piece]
     ) {
         let block = buffers.bufferSize
+        let request = request ?? (offset, length)
         func add(_ route: Piece.Route, _ start: Int64, _ end: Int64) {
             var at = start
             while at < end {
                 let n = Int(min(Int64(block), end - at))
                 pieces.append(Piece(
                     kind: kind, file: file, route: route, offset: at, address: address + Int(at - offset), length: n,
-                    requestOffset: offset, requestLength: length))
+                    requestOffset: request.offset, requestLength: request.length))
                 at += Int64(n)
             }
         }
@@ -423,7 +460,7 @@ public final class IOEngine: Sendable {
         var units: [TransferUnit] = []
         var current: [Piece] = []
         for piece in pieces {
-            if piece.route == .staged || piece.length >= Self.largeTransfer {
+            if piece.route == .staged || piece.length >= Self.largeTransfer || piece.segments != nil {
                 units.append(TransferUnit(pieces: [piece], staged: piece.route == .staged))
                 continue
             }
@@ -505,12 +542,17 @@ public final class IOEngine: Sendable {
             }
             return RawOp(
                 kind: piece.kind, fd: piece.route == .direct ? piece.file.fd : piece.file.bufferedFD,
-                address: piece.address, length: piece.length, offset: piece.offset, fixedIndex: fixed)
+                address: piece.address, length: piece.length, offset: piece.offset, fixedIndex: fixed,
+                vector: piece.segments.map { IOVector($0.map { ($0.address, $0.length) }) })
         }
         let results = await io.run(ops)
         var failure: (any Error)?
         for (i, piece) in unit.pieces.enumerated() where results[i] != piece.length {
             do {
+                if let segments = piece.segments {
+                    try await completeVectored(piece, segments: segments, result: results[i])
+                    continue
+                }
                 try await transfer(
                     piece, address: piece.address, direct: piece.route == .direct, fixedIndex: -1,
                     initialResult: results[i])
@@ -519,6 +561,30 @@ public final class IOEngine: Sendable {
             }
         }
         if let failure { throw failure }
+    }
+
+    /// Completes a vectored piece that moved fewer bytes than asked (or failed): the rest goes
+    /// segment by segment through `transfer`, which retries, resumes short transfers and reports
+    /// errors (the first remaining segment sees the vectored result when it is an error).
+    private func completeVectored(_ piece: Piece, segments: [Piece.Segment], result: Int) async throws {
+        var moved = max(0, result)
+        var pending: Int? = result < 0 ? result : nil
+        var at = piece.offset
+        for segment in segments {
+            defer { at += Int64(segment.length) }
+            if moved >= segment.length {
+                moved -= segment.length
+                continue
+            }
+            let skip = moved
+            moved = 0
+            let rest = Piece(
+                kind: piece.kind, file: piece.file, route: piece.route, offset: at + Int64(skip),
+                address: segment.address + skip, length: segment.length - skip, requestOffset: piece.requestOffset,
+                requestLength: piece.requestLength)
+            try await transfer(rest, address: rest.address, direct: piece.route == .direct, fixedIndex: -1, initialResult: pending)
+            pending = nil
+        }
     }
 
     private func runStaged(_ piece: Piece) async throws {

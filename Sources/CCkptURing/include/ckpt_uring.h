@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -37,6 +38,11 @@ enum { CKPT_RING_READ = 0, CKPT_RING_WRITE = 1 };
 /// that index. Returns 0, or -EBUSY when the submission queue is full.
 int ckpt_ring_prep_rw(ckpt_ring *ring, int opcode, int fd, void *buf, unsigned len,
                       uint64_t offset, int buf_index, uint64_t user_data);
+/// Prepares a positioned vectored read or write (readv/writev) of `count` iovecs. The iovec
+/// array must stay valid until the operation completes. Returns 0, or -EBUSY when the
+/// submission queue is full.
+int ckpt_ring_prep_rwv(ckpt_ring *ring, int opcode, int fd, const struct iovec *iovecs, unsigned count,
+                       uint64_t offset, uint64_t user_data);
 /// Prepares fsync (`datasync != 0`: fdatasync semantics). Returns 0 or -EBUSY.
 int ckpt_ring_prep_fsync(ckpt_ring *ring, int fd, int datasync, uint64_t user_data);
 /// Prepares a NOP (used to wake the reaper on shutdown). Returns 0 or -EBUSY.

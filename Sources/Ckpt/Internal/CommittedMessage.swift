@@ -193,6 +193,7 @@ enum MetadataWire {
     static func readMetadata(_ r: inout WireReader) throws(CheckpointError) -> DCPMetadata {
         var m = DCPMetadata(version: nil)
         let entries = try r.count("the state dict entry count", minimumItemBytes: 2)
+        m.stateDictMetadata.reserveCapacity(entries)
         for _ in 0..<entries {
             let fqn = try r.interned("a state dict fqn")
             let at = r.position
@@ -227,6 +228,7 @@ enum MetadataWire {
         if try r.bool("whether planner data follows") {
             var planner = OrderedMap<String, [PlannerPathElement]>()
             let n = try r.count("the planner data count", minimumItemBytes: 2)
+            planner.reserveCapacity(n)
             for _ in 0..<n {
                 let fqn = try r.interned("a planner data fqn")
                 let length = try r.count("a planner path length", minimumItemBytes: 2)
@@ -246,6 +248,7 @@ enum MetadataWire {
             m.plannerData = planner
         }
         let storage = try r.count("the storage entry count", minimumItemBytes: 6)
+        m.storageData.reserveCapacity(storage)
         for _ in 0..<storage {
             let fqn = try r.interned("a storage fqn")
             let offset = try r.optionalInts("storage chunk offsets")

@@ -39,6 +39,9 @@ final class PosixBackend: IOBackend {
     }
 
     private static func execute(_ op: RawOp, _ syscalls: Syscalls) -> Int {
+        if let vector = op.vector, op.kind == .read || op.kind == .write {
+            return syscalls.transferv(op.fd, vector, op.offset, write: op.kind == .write)
+        }
         switch op.kind {
         case .read:
             guard let address = op.address else { return -Int(EFAULT) }

@@ -1,3 +1,4 @@
+import Glibc
 import Synchronization
 
 /// One positioned transfer or flush handed to a backend.
@@ -13,6 +14,9 @@ struct RawOp: @unchecked Sendable {
     var offset: Int64
     /// Index of the registered io_uring buffer containing `address`, or -1.
     var fixedIndex: Int32 = -1
+    /// For a vectored read or write (readv/writev): the segments, in file order; `address` is
+    /// then nil and `length` their total.
+    var vector: IOVector? = nil
 
     var syscall: IOSyscall {
         switch kind {
@@ -22,6 +26,30 @@ struct RawOp: @unchecked Sendable {
         case .fdatasync: .fdatasync
         }
     }
+}
+
+/// The iovec array of one vectored operation, owned by the operation: it stays allocated for as
+/// long as the `RawOp` (and so the kernel's use of it) lives.
+///
+/// `@unchecked Sendable`: the array is written once, in `init`, and only read afterwards; the
+/// memory it points to is the caller's, kept valid by the engine as for any operation.
+final class IOVector: @unchecked Sendable {
+    let iovecs: UnsafeMutablePointer<iovec>
+    let count: Int
+    let totalLength: Int
+
+    init(_ segments: [(address: UnsafeMutableRawPointer, length: Int)]) {
+        count = segments.count
+        iovecs = .allocate(capacity: max(1, segments.count))
+        var total = 0
+        for (i, segment) in segments.enumerated() {
+            iovecs[i] = iovec(iov_base: segment.address, iov_len: segment.length)
+            total += segment.length
+        }
+        totalLength = total
+    }
+
+    deinit { iovecs.deallocate() }
 }
 
 /// Collects the results of one batch and resumes its waiter once, when the last one arrives.

@@ -41,6 +41,8 @@ final class Syscalls: Sendable {
     }
 
     var operationCount: Int { state.withLock { $0.total } }
+    /// Operations of one kind so far.
+    func operationCount(_ kind: IOSyscall) -> Int { state.withLock { $0.perKind[kind, default: 0] } }
     var firedRules: [(rule: IOFaultPlan.Rule, kind: IOSyscall)] { state.withLock { $0.fired } }
 
     // MARK: System calls. Each returns the result or -errno, never sets errno for the caller.
@@ -86,6 +88,21 @@ final class Syscalls: Sendable {
         // A short transfer is simulated as the kernel reporting fewer bytes than it moved (as
         // for io_uring completions): the O_DIRECT alignment rules still hold for the call.
         let n = Glibc.pwrite(fd, buffer, count, off_t(offset))
+        return n < 0 ? -Int(Glibc.errno) : min(n, limit)
+    }
+
+    /// preadv/pwritev (`write`) of `vector`, counted as one `.read` or `.write`. A short-transfer
+    /// fault is simulated as for pread/pwrite: the call moves everything, the result says less.
+    func transferv(_ fd: Int32, _ vector: IOVector, _ offset: Int64, write: Bool) -> Int {
+        var limit = Int.max
+        switch next(write ? .write : .read) {
+        case .error(let e)?: return -Int(e.rawValue)
+        case .shortTransfer(let n)?: limit = n
+        case nil: break
+        }
+        let n = write
+            ? Glibc.pwritev(fd, vector.iovecs, Int32(vector.count), off_t(offset))
+            : Glibc.preadv(fd, vector.iovecs, Int32(vector.count), off_t(offset))
         return n < 0 ? -Int(Glibc.errno) : min(n, limit)
     }
 

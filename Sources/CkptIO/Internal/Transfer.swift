@@ -23,6 +23,14 @@ struct Piece: @unchecked Sendable {
     /// The public request this piece belongs to (for end-of-file errors).
     var requestOffset: Int64
     var requestLength: Int
+    /// A vectored piece's segments (consecutive in the file from `offset`, `length` in total);
+    /// `address` is then the first one's.
+    var segments: [Segment]? = nil
+
+    struct Segment {
+        var address: UnsafeMutableRawPointer
+        var length: Int
+    }
 }
 
 /// A unit of the windowed executor: a batch of pieces submitted together, or one staged piece.

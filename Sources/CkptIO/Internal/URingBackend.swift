@@ -75,6 +75,11 @@ final class URingBackend: IOBackend {
     private func prepare(_ op: RawOp, userData: UInt64) -> Int32 {
         switch op.kind {
         case .read, .write:
+            if let vector = op.vector {
+                return ckpt_ring_prep_rwv(
+                    ring.pointer, op.kind == .read ? Int32(CKPT_RING_READ) : Int32(CKPT_RING_WRITE), op.fd,
+                    vector.iovecs, UInt32(vector.count), UInt64(op.offset), userData)
+            }
             return ckpt_ring_prep_rw(
                 ring.pointer, op.kind == .read ? Int32(CKPT_RING_READ) : Int32(CKPT_RING_WRITE), op.fd,
                 op.address, UInt32(op.length), UInt64(op.offset), op.fixedIndex, userData)

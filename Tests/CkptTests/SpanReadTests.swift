@@ -1,0 +1,92 @@
+import CkptFormat
+import CkptIO
+import CkptTestSupport
+import Foundation
+import Testing
+@testable import Ckpt
+
+/// O_DIRECT loads merge neighbouring reads of a file into vectored spans (payloads straight into
+/// tensor memory, headers, small records and unaligned tails through scratch memory): fewer,
+/// larger requests, the same bytes, and no byte read that is not needed apart from headers.
+@Suite struct SpanReadTests {
+    /// Tensors of mixed sizes, saved in this order: payloads >= 256 KiB go direct at 4096-aligned
+    /// offsets (some with lengths that are not multiples of 4096), smaller ones are packed.
+    static let shapes: [(String, [Int])] = [
+        ("a", [257, 301]), ("b", [8, 8]), ("c", [512, 256]), ("d", [3, 5]), ("e", [300, 301]),
+        ("f", [1024, 200]), ("g", [17]), ("h", [129, 1031]), ("i", [4, 4]), ("j", [640, 256]),
+    ]
+
+    static func tensors(seed: UInt64) -> [GlobalTensor] {
+        var rng = SplitMix64(seed: seed)
+        return shapes.map { GlobalTensor(fqn: $0.0, dtype: .float32, shape: $0.1, rng: &rng) }
+    }
+
+    /// Loads every tensor in `ranks` row blocks; returns each rank's report and checks every byte.
+    static func load(_ tensors: [GlobalTensor], ranks: Int, path: String, engine: IOEngine) async throws -> [LoadReport] {
+        var outs: [[TensorBuffer]] = []
+        var rowRanges: [[Range<Int>]] = []
+        for t in tensors {
+            let rows = t.shape[0]
+            let ranges = (0..<ranks).map { r in (rows * r / ranks)..<(rows * (r + 1) / ranks) }
+            let rowBytes = t.shape.dropFirst().reduce(4, *)
+            rowRanges.append(ranges)
+            outs.append(ranges.map { TensorBuffer(byteCount: $0.count * rowBytes) })
+        }
+        let buffers = outs
+        let ranges = rowRanges
+        let reports = try await onRanks(ranks) { comm in
+            var request = StateDict()
+            for (k, t) in tensors.enumerated() {
+                let range = ranges[k][comm.rank]
+                var offsets = Array(repeating: 0, count: t.shape.count)
+                offsets[0] = range.lowerBound
+                var sizes = t.shape
+                sizes[0] = range.count
+                request.set(t.fqn, .tensor(TensorEntry(dtype: .float32, globalShape: t.shape, chunks: [
+                    TensorChunk(offsets: offsets, sizes: sizes, buffer: buffers[k][comm.rank]),
+                ])))
+            }
+            return try await Checkpointer(engine: engine, communicator: comm).load(into: request, from: path)
+        }
+        for (k, t) in tensors.enumerated() {
+            let rowBytes = t.shape.dropFirst().reduce(4, *)
+            for (r, range) in ranges[k].enumerated() {
+                let expected = Array(t.bytes[(range.lowerBound * rowBytes)..<(range.upperBound * rowBytes)])
+                #expect(Array(buffers[k][r].bytes) == expected, "\(t.fqn) rank \(r) of \(ranks)")
+            }
+        }
+        return reports
+    }
+
+    @Test func neighbouringRecordsAreReadInFewVectoredSpans() async throws {
+        let dir = TempDir(); defer { dir.cleanup() }
+        // 4 MiB blocks: spans of up to 4 MiB.
+        let engine = try makeEngine(bufferSize: 4 << 20, bufferCount: 8)
+        let tensors = Self.tensors(seed: 31)
+        let path = dir.path + "/ckpt"
+        var state = StateDict()
+        for t in tensors {
+            let buffer = TensorBuffer(byteCount: t.bytes.count)
+            buffer.bytes.copyBytes(from: t.bytes)
+            state.set(t.fqn, .tensor(.whole(dtype: .float32, shape: t.shape, buffer: buffer)))
+        }
+        let saved = state
+        _ = try await onRanks(1) { comm in try await Checkpointer(engine: engine, communicator: comm).save(saved, to: path) }
+
+        let whole = try await Self.load(tensors, ranks: 1, path: path, engine: engine)[0]
+        // Ten records, about 3 MiB in one file: a single span, or two where the block limit falls.
+        #expect(whole.readCount <= 2, "\(whole.readCount) reads for \(tensors.count) records")
+        #expect(whole.payloadBytesRead == whole.neededBytes)
+        // Headers and alignment padding only: a few KiB per record.
+        #expect(whole.transferredBytes - whole.neededBytes <= tensors.count * 3 * 4096, "\(whole)")
+
+        // Halves and thirds of every tensor: spans never read another rank's rows.
+        for ranks in [2, 3] {
+            let reports = try await Self.load(tensors, ranks: ranks, path: path, engine: engine)
+            for report in reports {
+                #expect(report.payloadBytesRead <= report.neededBytes + report.neededBytes / 100, "\(report)")
+            }
+        }
+        await engine.shutdown()
+    }
+}
