@@ -478,6 +478,14 @@ struct LoadExecution {
             case .planned(_, let read): read.offset
             }
         }
+
+        /// Bytes the read transfers (about).
+        var length: Int {
+            switch self {
+            case .group(_, let start, let end, _), .head(_, let start, let end, _), .span(_, let start, let end, _): end - start
+            case .planned(_, let read): read.length
+            }
+        }
     }
 
     /// What the data pipeline did.
@@ -598,35 +606,42 @@ struct LoadExecution {
         }
     }
 
-    /// Runs the reads in file order with at most the engine's queue depth in flight: planned
-    /// reads straight into destination memory when they land contiguously, otherwise (and small
-    /// record groups) through a pool buffer whole 4096-byte blocks at a time, then copied out.
+    /// Runs the reads in file order with at most the engine's queue depth of reads and one pool's
+    /// worth of bytes in flight (small, fragmented reads of a resharded load get a deep queue;
+    /// large ones as many bytes as the probe keeps in flight): planned reads straight into
+    /// destination memory when they land contiguously, otherwise (and small record groups)
+    /// through a pool buffer whole 4096-byte blocks at a time, then copied out.
     private func runReads(
         _ items: [DataRead], needed: [NeededChunk], plans: [TensorOverlapPlan], destinations: [TensorBuffer],
         files: [IOFile], fileSizes: [Int]
     ) async throws -> DataReadsDone {
         let items = spans(
             items.sorted { ($0.file, $0.offset) < ($1.file, $1.offset) }, destinations: destinations, fileSizes: fileSizes)
-        let window = max(2, min(engine.configuration.queueDepth, engine.buffers.bufferCount))
+        let window = max(2, engine.configuration.queueDepth)
+        let byteWindow = engine.buffers.bufferSize * engine.buffers.bufferCount
         let this = self
         do {
-            return try await withThrowingTaskGroup(of: DataReadsDone.self) { group in
+            return try await withThrowingTaskGroup(of: (DataReadsDone, Int).self) { group in
                 var total = DataReadsDone()
                 var next = 0
                 var running = 0
+                var runningBytes = 0
                 while next < items.count || running > 0 {
-                    while running < window && next < items.count {
+                    while next < items.count, running == 0 || (running < window && runningBytes + items[next].length <= byteWindow) {
                         let item = items[next]
                         group.addTask {
-                            try await this.runRead(
-                                item, needed: needed, plans: plans, destinations: destinations, files: files, fileSizes: fileSizes)
+                            (try await this.runRead(
+                                item, needed: needed, plans: plans, destinations: destinations, files: files, fileSizes: fileSizes),
+                             item.length)
                         }
                         next += 1
                         running += 1
+                        runningBytes += item.length
                     }
-                    if let one = try await group.next() {
+                    if let (one, bytes) = try await group.next() {
                         total.add(one)
                         running -= 1
+                        runningBytes -= bytes
                     }
                 }
                 return total
@@ -868,8 +883,9 @@ struct LoadExecution {
         // Gaps and heads count as header bytes.
         done.headBytesRead = (end - start) - partBytes
         let scratchBytes = layout.reduce(0) { $0 + ($1.dest == nil ? $1.length : 0) }
-        // Scratch: a pool buffer when large (bounded by the pool), else a small allocation.
-        let pooled = scratchBytes > 256 << 10 ? try await engine.buffers.acquire() : nil
+        // Scratch: a pool buffer when large (bounded by the pool), else a small allocation (at
+        // most 64 KiB per read in flight).
+        let pooled = scratchBytes > 64 << 10 ? try await engine.buffers.acquire() : nil
         defer { if let pooled { engine.buffers.release(pooled) } }
         let small = pooled == nil ? TensorBuffer(uninitializedByteCount: max(scratchBytes, 1)) : nil
         guard let scratchBase = pooled?.bytes.baseAddress ?? small?.bytes.baseAddress else { return done }

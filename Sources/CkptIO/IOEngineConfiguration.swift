@@ -13,7 +13,10 @@ public struct IOEngineConfiguration: Sendable, Hashable {
 
     /// The backend choice. Explicit `.ioUring`/`.posix` wins over `CKPT_IO_BACKEND`.
     public var backend: BackendChoice
-    /// Maximum operations in flight per engine (io_uring submission queue depth).
+    /// Maximum operations in flight per engine (io_uring submission queue depth). Deep by
+    /// default: a resharded load issues many small reads, and a device keeps its bandwidth on
+    /// small requests only with many of them queued (memory in flight is bounded by the pool and
+    /// by callers, not by this).
     public var queueDepth: Int
     /// Size of each pool buffer and of each block of large transfers; a multiple of 4096.
     public var bufferSize: Int
@@ -27,7 +30,7 @@ public struct IOEngineConfiguration: Sendable, Hashable {
     public var posixThreadCount: Int
 
     public init(
-        backend: BackendChoice = .automatic, queueDepth: Int = 16, bufferSize: Int = 4 << 20,
+        backend: BackendChoice = .automatic, queueDepth: Int = 64, bufferSize: Int = 4 << 20,
         bufferCount: Int = 16, registerBuffers: Bool = true, numaLocal: Bool = true,
         posixThreadCount: Int = 4
     ) {

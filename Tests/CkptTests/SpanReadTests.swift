@@ -1,5 +1,5 @@
 import CkptFormat
-import CkptIO
+@testable import CkptIO
 import CkptTestSupport
 import Foundation
 import Testing
@@ -8,6 +8,7 @@ import Testing
 /// O_DIRECT loads merge neighbouring reads of a file into vectored spans (payloads straight into
 /// tensor memory, headers, small records and unaligned tails through scratch memory): fewer,
 /// larger requests, the same bytes, and no byte read that is not needed apart from headers.
+/// Saves batch a file's consecutive writes into vectored writes the same way.
 @Suite struct SpanReadTests {
     /// Tensors of mixed sizes, saved in this order: payloads >= 256 KiB go direct at 4096-aligned
     /// offsets (some with lengths that are not multiples of 4096), smaller ones are packed.
@@ -71,7 +72,12 @@ import Testing
             state.set(t.fqn, .tensor(.whole(dtype: .float32, shape: t.shape, buffer: buffer)))
         }
         let saved = state
+        let writesBefore = engine.syscalls.operationCount(.write)
         _ = try await onRanks(1) { comm in try await Checkpointer(engine: engine, communicator: comm).save(saved, to: path) }
+        // The data file goes out in a few vectored writes (headers and payloads batched up to
+        // 4 MiB); then the sidecar, `.metadata` and their temporary names.
+        let writes = engine.syscalls.operationCount(.write) - writesBefore
+        #expect(writes <= 6, "\(writes) writes for \(tensors.count) records")
 
         let whole = try await Self.load(tensors, ranks: 1, path: path, engine: engine)[0]
         // Ten records, about 3 MiB in one file: a single span, or two where the block limit falls.
