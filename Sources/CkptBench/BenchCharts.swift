@@ -4,21 +4,30 @@ import Foundation
 public enum BenchCharts {
     static let saveColor = "#2f6db5"
     static let loadColor = "#e8771e"
+    static let copyColor = "#3a9a5b"
     static let rawColor = "#444444"
     static let gridColor = "#e3e3e3"
     static let mutedText = "#555555"
 
+    static func color(_ direction: ScenarioDirection) -> String {
+        switch direction {
+        case .save: saveColor
+        case .load: loadColor
+        case .copy: copyColor
+        }
+    }
+
     // MARK: Throughput
 
-    /// Horizontal bars of throughput per scenario, saves and loads in separate sections, each with a
-    /// dashed line at the raw device's write (saves) or read (loads) bandwidth. Each bar has
+    /// Horizontal bars of throughput per scenario, saves, loads and consolidations in separate
+    /// sections, each with a dashed line at the raw device's write, read or copy bandwidth. Each bar has
     /// `class="bar"`.
     public static func throughput(_ report: BenchReport) -> String {
         let width = 980.0
         let font = 13.0
         let rowHeight = 30.0
         let sectionHeader = 30.0
-        let sections: [(ScenarioDirection, [ScenarioResult])] = [ScenarioDirection.save, .load].compactMap { direction in
+        let sections: [(ScenarioDirection, [ScenarioResult])] = [ScenarioDirection.save, .load, .copy].compactMap { direction in
             let rows = report.scenarios.filter { $0.direction == direction }
             return rows.isEmpty ? nil : (direction, rows)
         }
@@ -33,7 +42,7 @@ public enum BenchCharts {
 
         var candidates = report.scenarios.map(\.throughputGBps)
         if let raw = report.rawDevice {
-            candidates.append(contentsOf: [raw.writeGBps, raw.readGBps].compactMap { $0 })
+            candidates.append(contentsOf: [raw.writeGBps, raw.readGBps, raw.copyGBps].compactMap { $0 })
         }
         let scale = NiceScale(maximum: candidates.max() ?? 1)
         func x(_ value: Double) -> Double { plotLeft + (plotRight - plotLeft) * min(value, scale.maximum) / scale.maximum }
@@ -44,6 +53,7 @@ public enum BenchCharts {
         var items: [(String, String, Bool)] = []
         if report.scenarios.contains(where: { $0.direction == .save }) { items.append(("save", saveColor, false)) }
         if report.scenarios.contains(where: { $0.direction == .load }) { items.append(("load", loadColor, false)) }
+        if report.scenarios.contains(where: { $0.direction == .copy }) { items.append(("consolidation", copyColor, false)) }
         if report.rawDevice != nil { items.append(("raw device (same run)", rawColor, true)) }
         legend(&svg, x: 24, y: 78, items: items)
 
@@ -58,8 +68,13 @@ public enum BenchCharts {
 
         var y = top
         for (direction, rows) in sections {
-            let color = direction == .save ? saveColor : loadColor
-            svg.text(direction == .save ? "Saves" : "Loads", x: 24, y: y + 19, size: 14, weight: "bold", fill: color)
+            let color = Self.color(direction)
+            let title = switch direction {
+            case .save: "Saves"
+            case .load: "Loads"
+            case .copy: "Consolidations"
+            }
+            svg.text(title, x: 24, y: y + 19, size: 14, weight: "bold", fill: color)
             let sectionTop = y
             if let raw = report.rawDevice?.gigabytesPerSecond(for: direction), raw > 0 {
                 // Drawn before the bars so the value labels' halos sit on top of it.
@@ -68,7 +83,12 @@ public enum BenchCharts {
                     x1: lineX, y1: sectionTop + sectionHeader - 4, x2: lineX,
                     y2: sectionTop + sectionHeader + Double(rows.count) * rowHeight, stroke: rawColor, width: 2,
                     dash: "6 4", cssClass: "raw-line")
-                let label = "raw \(direction == .save ? "write" : "read") \(ByteFormat.rate(raw))"
+                let kind = switch direction {
+                case .save: "write"
+                case .load: "read"
+                case .copy: "copy"
+                }
+                let label = "raw \(kind) \(ByteFormat.rate(raw))"
                 let labelWidth = SVGCanvas.textWidth(label, size: 12)
                 let fitsRight = lineX + 6 + labelWidth <= width - 8
                 svg.boxedText(

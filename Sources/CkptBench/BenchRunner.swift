@@ -351,20 +351,26 @@ struct RunContext {
         configuration.backend = Self.engineConfiguration(options).backend
         var writes: [Double] = []
         var reads: [Double] = []
+        var copies: [Double] = []
         var method = ""
+        // The copy reference is for consolidation: measured only when consolidations run.
+        let measureCopy = options.runs("consolidate")
         for index in 0..<options.repeats {
             repeatProgress("raw device probe", index)
-            let probe = RawDeviceProbe(directory: work, bytes: Int64(stateBytes), configuration: configuration)
+            let probe = RawDeviceProbe(
+                directory: work, bytes: Int64(stateBytes), configuration: configuration, measureCopy: measureCopy)
             let result = try await probe.run()
             if let write = result.write { writes.append(write.seconds) }
             if let read = result.read { reads.append(read.seconds) }
+            if let copy = result.copy { copies.append(copy.seconds) }
             let s = result.settings
             method = "\(s.backend)\(s.direct ? " O_DIRECT" : " buffered (O_DIRECT refused)"), "
                 + "\(ByteFormat.binary(s.blockSize)) blocks, queue depth \(s.queueDepth), write with fsync, cold read"
+                + (measureCopy ? ", copy = cold read into a new file with fsync" : "")
         }
         return RawDeviceReference(
             method: method, bytes: (stateBytes + 4095) / 4096 * 4096, writeSeconds: writes.isEmpty ? nil : writes,
-            readSeconds: reads.isEmpty ? nil : reads)
+            readSeconds: reads.isEmpty ? nil : reads, copySeconds: copies.isEmpty ? nil : copies)
     }
 
     // MARK: Sharded save
@@ -511,7 +517,7 @@ struct RunContext {
             try? FileManager.default.removeItem(atPath: output)
         }
         return ScenarioResult(
-            name: name, group: "consolidation", direction: .save, bytesMoved: stateBytes, seconds: samples.seconds,
+            name: name, group: "consolidation", direction: .copy, bytesMoved: stateBytes, seconds: samples.seconds,
             peakRSSBytes: samples.peakRSS, peakExtraBytes: samples.peakExtra, engineBufferPeakBytes: samples.gaugePeak,
             notes: ["\(ByteFormat.binary(fileBytes)) file, fsync", "working set \(ByteFormat.binary(working))"])
     }

@@ -25,7 +25,8 @@ public enum MarkdownSummary {
         out.append("")
         out.append("GB/s are decimal (1 GB = 10^9 bytes): bytes moved over the median of "
             + "\(report.options.repeats) repeat(s). \"% of raw\" compares saves with the raw device's write "
-            + "bandwidth and loads with its read bandwidth, measured in the same run.")
+            + "bandwidth, loads with its read bandwidth and consolidations (which read the checkpoint while "
+            + "writing the file) with its copy bandwidth, all measured in the same run.")
         if !report.targets.isEmpty {
             out.append("")
             out.append("## Targets")
@@ -96,6 +97,11 @@ public enum MarkdownSummary {
         if let best = loads.max(by: { $0.throughputGBps < $1.throughputGBps }) {
             lines.append("Fastest load: **\(best.name)** at **\(ByteFormat.rate(best.throughputGBps))**"
                 + percent(best.rawDeviceRatio, "raw read"))
+        }
+        let copies = report.scenarios.filter { $0.direction == .copy }
+        if let best = copies.max(by: { $0.throughputGBps < $1.throughputGBps }) {
+            lines.append("Fastest consolidation: **\(best.name)** at **\(ByteFormat.rate(best.throughputGBps))**"
+                + percent(best.rawDeviceRatio, "a raw copy"))
         }
         let measured = report.scenarios.filter { $0.peakExtraBytes != nil }
         if let lean = measured.min(by: { ($0.peakExtraBytes ?? 0) < ($1.peakExtraBytes ?? 0) }),

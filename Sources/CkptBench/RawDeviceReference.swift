@@ -9,19 +9,26 @@ public struct RawDeviceReference: Sendable, Hashable, Codable {
     public var write: RepeatStatistics?
     /// Per-repeat read seconds, when measured.
     public var read: RepeatStatistics?
+    /// Per-repeat seconds of a copy of the probe file into a new file (read and write at once,
+    /// fsync included), when measured.
+    public var copy: RepeatStatistics?
     /// Write bandwidth, decimal GB/s over the median.
     public var writeGBps: Double?
     /// Read bandwidth, decimal GB/s over the median.
     public var readGBps: Double?
+    /// Copy bandwidth (bytes copied, each counted once), decimal GB/s over the median.
+    public var copyGBps: Double?
 
     /// Creates a reference from per-repeat seconds.
-    public init(method: String, bytes: Int, writeSeconds: [Double]?, readSeconds: [Double]?) {
+    public init(method: String, bytes: Int, writeSeconds: [Double]?, readSeconds: [Double]?, copySeconds: [Double]? = nil) {
         self.method = method
         self.bytes = bytes
         self.write = writeSeconds.map(RepeatStatistics.init)
         self.read = readSeconds.map(RepeatStatistics.init)
+        self.copy = copySeconds.map(RepeatStatistics.init)
         self.writeGBps = write.map { ScenarioResult.gigabytesPerSecond(bytes: bytes, seconds: $0.median) }
         self.readGBps = read.map { ScenarioResult.gigabytesPerSecond(bytes: bytes, seconds: $0.median) }
+        self.copyGBps = copy.map { ScenarioResult.gigabytesPerSecond(bytes: bytes, seconds: $0.median) }
     }
 
     /// The bandwidth a scenario of `direction` is compared with.
@@ -29,6 +36,7 @@ public struct RawDeviceReference: Sendable, Hashable, Codable {
         switch direction {
         case .save: return writeGBps
         case .load: return readGBps
+        case .copy: return copyGBps
         }
     }
 }

@@ -26,7 +26,7 @@ public enum ResultsTable {
         for row in rows { lines.append(format(row)) }
         lines.append("")
         lines.append("GB/s: decimal (1 GB = 1e9 bytes) of state bytes over the median of \(report.options.repeats) repeat(s); "
-            + "% raw: against the raw device's write (saves) or read (loads) bandwidth.")
+            + "% raw: against the raw device's write (saves), read (loads) or copy (consolidations) bandwidth.")
         if !report.targets.isEmpty {
             lines.append("")
             lines.append("targets:")
@@ -94,7 +94,8 @@ public enum ResultsTable {
         }
         let write = (reference.writeGBps.map(ByteFormat.rate) ?? "n/a") + spread(reference.write)
         let read = (reference.readGBps.map(ByteFormat.rate) ?? "n/a") + spread(reference.read)
-        return "raw device: write \(write), read \(read) (\(reference.method), \(ByteFormat.binary(reference.bytes)))"
+        let copy = reference.copyGBps.map { ", copy \(ByteFormat.rate($0))\(spread(reference.copy))" } ?? ""
+        return "raw device: write \(write), read \(read)\(copy) (\(reference.method), \(ByteFormat.binary(reference.bytes)))"
     }
 }
 

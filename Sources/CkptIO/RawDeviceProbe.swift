@@ -35,6 +35,10 @@ public struct RawDeviceProbe: Sendable {
     public struct Result: Sendable, Codable, Hashable {
         public var write: Measurement?
         public var read: Measurement?
+        /// A copy of the written file into a new one (cold reads and writes at once, the new file
+        /// preallocated and fsynced): the ceiling of anything that reads a checkpoint while it
+        /// writes another file, such as a consolidation. `bytes` counts each byte once.
+        public var copy: Measurement?
         public var settings: Settings
         /// Whether the file was left in place.
         public var fileKept: Bool
@@ -58,6 +62,8 @@ public struct RawDeviceProbe: Sendable {
     public var phases: Phases
     /// Engine settings: defaults to 4 MiB blocks, queue depth 16, 16 buffers, registered.
     public var configuration: IOEngineConfiguration
+    /// Also measure a copy of the file (after the read; with `.both` only).
+    public var measureCopy: Bool
 
     /// The engine settings of the probe.
     public static let bestConfiguration = IOEngineConfiguration(
@@ -65,8 +71,9 @@ public struct RawDeviceProbe: Sendable {
 
     public init(
         directory: String, bytes: Int64?, file: String? = nil, keepFile: Bool = false, phases: Phases = .both,
-        configuration: IOEngineConfiguration = RawDeviceProbe.bestConfiguration
+        configuration: IOEngineConfiguration = RawDeviceProbe.bestConfiguration, measureCopy: Bool = false
     ) {
+        self.measureCopy = measureCopy
         self.directory = directory
         self.bytes = bytes
         self.file = file
@@ -150,8 +157,54 @@ public struct RawDeviceProbe: Sendable {
                 throw error
             }
         }
+        var copy: Measurement?
+        if measureCopy, phases == .both, let read {
+            let target = path + ".copy"
+            do {
+                copy = try await Self.copy(path, to: target, bytes: read.bytes, block: block, buffers: lent, engine: engine)
+            } catch {
+                unlink(target)
+                if !keep { unlink(path) }
+                throw error
+            }
+            unlink(target)
+        }
         if !keep { unlink(path) }
-        return Result(write: write, read: read, settings: settings, fileKept: keep)
+        return Result(write: write, read: read, copy: copy, settings: settings, fileKept: keep)
+    }
+
+    /// Copies `bytes` of `source` (cold) into a new preallocated file, one block per pool buffer
+    /// in flight (each block read, then written), then fsyncs it.
+    private static func copy(
+        _ source: String, to target: String, bytes total: Int64, block: Int, buffers: [IOBuffer], engine: IOEngine
+    ) async throws -> Measurement {
+        let input = try engine.open(source, mode: .read, direct: true)
+        defer { try? engine.close(input) }
+        let output = try engine.open(target, mode: .write(create: true, truncate: true), direct: true)
+        defer { try? engine.close(output) }
+        try engine.dropCache(input)
+        let start = ContinuousClock.now
+        try engine.preallocate(output, upTo: total)
+        let blocks = Int((total + Int64(block) - 1) / Int64(block))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            // Lane k copies blocks k, k + lanes, ... through buffer k.
+            for (lane, buffer) in buffers.enumerated() {
+                group.addTask {
+                    var index = lane
+                    while index < blocks {
+                        let at = Int64(index) * Int64(block)
+                        let n = Int(min(Int64(block), total - at))
+                        let memory = UnsafeMutableRawBufferPointer(rebasing: buffer.bytes[0..<n])
+                        try await engine.read(input, at: at, into: memory)
+                        try await engine.write(output, at: at, from: UnsafeRawBufferPointer(memory))
+                        index += buffers.count
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        try await engine.fsync(output)
+        return measure(total, since: start)
     }
 
     private static func roundUp(_ n: Int64) -> Int64 { Alignment.roundUp(max(n, 4096)) }
@@ -210,6 +263,7 @@ public struct RawDeviceProbe: Sendable {
             phase   bytes           seconds    throughput
             \(row("write", r.write))   (includes fsync)
             \(row("read", r.read))   (cold: O_DIRECT after fadvise DONTNEED)
+            \(row("copy", r.copy))   (cold read into a new file, fsync)
             """
     }
 

@@ -139,7 +139,7 @@ struct BenchCommand: AsyncParsableCommand {
     func probe(_ options: BenchOptions) async throws {
         var configuration = RawDeviceProbe.bestConfiguration
         configuration.backend = options.engine == .uring ? .ioUring : options.engine == .posix ? .posix : .automatic
-        let probe = RawDeviceProbe(directory: options.directory, bytes: Int64(options.sizeBytes), configuration: configuration)
+        let probe = RawDeviceProbe(directory: options.directory, bytes: Int64(options.sizeBytes), configuration: configuration, measureCopy: true)
         let result = try await probe.run()
         if options.json {
             let encoder = JSONEncoder()

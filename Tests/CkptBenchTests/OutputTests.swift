@@ -90,6 +90,9 @@ final class SVGInspector: NSObject, XMLParserDelegate {
         let markdown = MarkdownSummary.render(report)
         #expect(markdown.contains("Fastest save: **save sharded 4r**"))
         #expect(markdown.contains("Fastest load: **load 4->4**"))
+        // A consolidation reads and writes: compared with the raw copy (1.95 s), not the write.
+        #expect(markdown.contains("Fastest consolidation: **consolidate torch.save**"))
+        #expect(markdown.contains("(93% of a raw copy)"))
         #expect(markdown.contains("![Throughput per scenario](throughput.svg)"))
         #expect(markdown.contains("ranks.svg"))
         #expect(markdown.contains("ckpt-bench --ranks 1,2,4,8 --out 'my results'"))
@@ -107,8 +110,10 @@ final class SVGInspector: NSObject, XMLParserDelegate {
         for report in [Sample.report(), Sample.report(sweep: false, raw: false)] {
             let throughput = try #require(SVGInspector.inspect(BenchCharts.throughput(report)))
             #expect(throughput.classes["bar"] == report.scenarios.count)
-            #expect(throughput.classes["raw-line"] == (report.rawDevice == nil ? nil : 2))
+            #expect(throughput.classes["raw-line"] == (report.rawDevice == nil ? nil : 3))
             #expect(throughput.texts.contains { $0.contains("raw write") } == (report.rawDevice != nil))
+            #expect(throughput.texts.contains { $0.contains("raw copy") } == (report.rawDevice != nil))
+            #expect(throughput.texts.contains("Consolidations"))
 
             let memory = try #require(SVGInspector.inspect(BenchCharts.memory(report)))
             #expect(memory.classes["bar-rss"] == report.scenarios.count)

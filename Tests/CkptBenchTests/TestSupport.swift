@@ -40,11 +40,14 @@ enum Sample {
                 name: "load 4->3 (resharded)", group: "resharded", direction: .load, bytesMoved: state,
                 seconds: [1.6, 1.5, 1.55], peakRSSBytes: state + 290 << 20, peakExtraBytes: 35 << 20,
                 bytesRead: state * 3 / 2, bytesNeeded: state, ranks: 4, loadRanks: 3),
+            ScenarioResult(
+                name: "consolidate torch.save", group: "consolidation", direction: .copy, bytesMoved: state,
+                seconds: [2.2, 2.0, 2.1], peakRSSBytes: state + 100 << 20, peakExtraBytes: 32 << 20),
         ]
         let rawDevice = raw
             ? RawDeviceReference(
                 method: "io_uring O_DIRECT, 4 MiB blocks, qd 16", bytes: state, writeSeconds: [0.7, 0.72, 0.69],
-                readSeconds: [1.05, 1.1, 1.0])
+                readSeconds: [1.05, 1.1, 1.0], copySeconds: [1.9, 2.0, 1.95])
             : nil
         let points = sweep
             ? [1, 2, 4, 8].map { ranks in
