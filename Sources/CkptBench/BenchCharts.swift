@@ -54,7 +54,7 @@ public enum BenchCharts {
         if report.scenarios.contains(where: { $0.direction == .save }) { items.append(("save", saveColor, false)) }
         if report.scenarios.contains(where: { $0.direction == .load }) { items.append(("load", loadColor, false)) }
         if report.scenarios.contains(where: { $0.direction == .copy }) { items.append(("consolidation", copyColor, false)) }
-        if report.rawDevice != nil { items.append(("raw device (same run)", rawColor, true)) }
+        if report.rawDevice != nil { items.append(("raw device, first probe (% against the probe alongside each repeat)", rawColor, true)) }
         legend(&svg, x: 24, y: 78, items: items)
 
         for tick in scale.ticks {

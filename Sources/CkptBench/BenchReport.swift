@@ -57,7 +57,7 @@ public struct BenchReport: Sendable, Hashable, Codable {
 
     private static func withRatio(_ scenario: ScenarioResult, _ reference: RawDeviceReference?) -> ScenarioResult {
         var result = scenario
-        if let raw = reference?.gigabytesPerSecond(for: scenario.direction), raw > 0 {
+        if let raw = scenario.adjacentRawGBps ?? reference?.gigabytesPerSecond(for: scenario.direction), raw > 0 {
             result.rawDeviceRatio = scenario.throughputGBps / raw
         } else {
             result.rawDeviceRatio = nil

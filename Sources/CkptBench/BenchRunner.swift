@@ -94,7 +94,8 @@ public struct BenchRunner: Sendable {
     ) -> [TargetCheck] {
         var checks: [TargetCheck] = []
         func ratio(_ scenario: ScenarioResult) -> Double? {
-            guard let raw = raw?.gigabytesPerSecond(for: scenario.direction), raw > 0 else { return nil }
+            guard let raw = scenario.adjacentRawGBps ?? raw?.gigabytesPerSecond(for: scenario.direction), raw > 0
+            else { return nil }
             return scenario.throughputGBps / raw
         }
         for scenario in scenarios where scenario.group == "sharded" && scenario.direction == .save {
@@ -357,8 +358,10 @@ struct RunContext {
         let measureCopy = options.runs("consolidate")
         for index in 0..<options.repeats {
             repeatProgress("raw device probe", index)
+            // The file is kept for the adjacent probes (reads and copies).
             let probe = RawDeviceProbe(
-                directory: work, bytes: Int64(stateBytes), configuration: configuration, measureCopy: measureCopy)
+                directory: work, bytes: Int64(stateBytes), file: probeFile, configuration: configuration,
+                measureCopy: measureCopy)
             let result = try await probe.run()
             if let write = result.write { writes.append(write.seconds) }
             if let read = result.read { reads.append(read.seconds) }
@@ -373,6 +376,53 @@ struct RunContext {
             readSeconds: reads.isEmpty ? nil : reads, copySeconds: copies.isEmpty ? nil : copies)
     }
 
+    /// The probe's file, kept for the adjacent read and copy probes.
+    var probeFile: String { work + "/raw-probe.bin" }
+
+    /// The raw device measured right before a scenario's repeat, in its direction: seconds for
+    /// the state's bytes (nil without the raw probe).
+    func adjacentProbe(_ direction: ScenarioDirection) async throws -> Double? {
+        guard options.rawProbe else { return nil }
+        defer { settle() }
+        var configuration = RawDeviceProbe.bestConfiguration
+        configuration.backend = Self.engineConfiguration(options).backend
+        let bytes = Int64(stateBytes)
+        switch direction {
+        case .save:
+            // A new file each time, as the scenarios write new files; the previous one is deleted
+            // first, so the file system's work for that deletion (discards on a `discard` mount)
+            // lands before the probe, not inside the scenario's timed region.
+            let file = work + "/raw-probe-write.bin"
+            unlink(file)
+            settle()
+            let probe = RawDeviceProbe(directory: work, bytes: bytes, file: file, phases: .write, configuration: configuration)
+            return try await probe.run().write?.seconds
+        case .load:
+            unlink(work + "/raw-probe-write.bin")
+            settle()
+            let probe = RawDeviceProbe(directory: work, bytes: bytes, file: probeFile, phases: .read, configuration: configuration)
+            return try await probe.run().read?.seconds
+        case .copy:
+            unlink(work + "/raw-probe-write.bin")
+            settle()
+            let probe = RawDeviceProbe(directory: work, bytes: bytes, file: probeFile, phases: .copy, configuration: configuration)
+            return try await probe.run().copy?.seconds
+        }
+    }
+
+    /// Lets the file system finish what earlier deletions left it (a journal commit, and with a
+    /// `discard` mount the discards of the freed blocks): an fsync of the benchmark directory,
+    /// before every probe and every timed repeat, so neither pays for the other's cleanup.
+    func settle() {
+        let fd = open(work, O_RDONLY | O_DIRECTORY)
+        guard fd >= 0 else { return }
+        _ = fsync(fd)
+        close(fd)
+    }
+
+    /// Bytes the probes move (the state, rounded up to 4096).
+    var probeBytes: Int { (stateBytes + 4095) / 4096 * 4096 }
+
     // MARK: Sharded save
 
     func shardedSave(states: [RankState], directory: String) async throws -> ScenarioResult {
@@ -382,11 +432,14 @@ struct RunContext {
         var bufferPeak = 0
         var fileBytes = 0
         var plan: [Double] = [], write: [Double] = [], commit: [Double] = []
+        var raw: [Double] = []
         for index in 0..<options.repeats {
             repeatProgress(name, index)
             try? FileManager.default.removeItem(atPath: directory)
+            if let seconds = try await adjacentProbe(.save) { raw.append(seconds) }
             let group = InProcessGroup(worldSize: ranks)
             let engines = self.engines, ckptOptions = self.checkpointOptions
+            settle()
             let (reports, seconds, memory) = try await measured {
                 try await onRanks(ranks, group: group) { rank in
                     let checkpointer = Checkpointer(
@@ -413,6 +466,7 @@ struct RunContext {
             ],
             ranks: ranks,
             notes: ["committed", "rank pool peak \(ByteFormat.binary(bufferPeak))", "files \(ByteFormat.binary(fileBytes))"])
+            .withAdjacentRaw(seconds: raw, bytes: probeBytes)
     }
 
     // MARK: Loads
@@ -432,8 +486,10 @@ struct RunContext {
         var verified = 0
         var phases: [LoadPhases] = []
         var readCounts = (reads: 0, direct: 0)
+        var raw: [Double] = []
         for index in 0..<options.repeats {
             repeatProgress(name, index)
+            if let seconds = try await adjacentProbe(.load) { raw.append(seconds) }
             // Poison the destination so a load that writes nothing cannot pass verification.
             for target in targets {
                 target.arena.bytes.initializeMemory(as: UInt8.self, repeating: 0)
@@ -441,6 +497,7 @@ struct RunContext {
             try dropCache(directory: directory)
             let group = InProcessGroup(worldSize: loadRanks)
             let engines = self.engines, ckptOptions = self.checkpointOptions
+            settle()
             let (reports, seconds, memory) = try await measured {
                 try await onRanks(loadRanks, group: group) { rank in
                     let checkpointer = Checkpointer(
@@ -473,6 +530,7 @@ struct RunContext {
                 "\(readCounts.reads) reads, \(readCounts.direct) straight into tensor memory",
                 Self.describe(phases),
             ])
+            .withAdjacentRaw(seconds: raw, bytes: probeBytes)
     }
 
     /// Median per phase over every rank and repeat.
@@ -503,11 +561,14 @@ struct RunContext {
         var samples = Samples()
         var fileBytes = 0
         var working = 0
+        var raw: [Double] = []
         for index in 0..<options.repeats {
             repeatProgress(name, index)
             try? FileManager.default.removeItem(atPath: output)
+            if let seconds = try await adjacentProbe(.copy) { raw.append(seconds) }
             try dropCache(directory: directory)
             let consolidator = Consolidator(engine: engines[0], options: checkpointOptions)
+            settle()
             let (report, seconds, memory) = try await measured {
                 try await consolidator.consolidate(directory, to: output, format: format, overwrite: true)
             }
@@ -520,6 +581,7 @@ struct RunContext {
             name: name, group: "consolidation", direction: .copy, bytesMoved: stateBytes, seconds: samples.seconds,
             peakRSSBytes: samples.peakRSS, peakExtraBytes: samples.peakExtra, engineBufferPeakBytes: samples.gaugePeak,
             notes: ["\(ByteFormat.binary(fileBytes)) file, fsync", "working set \(ByteFormat.binary(working))"])
+            .withAdjacentRaw(seconds: raw, bytes: probeBytes)
     }
 
     // MARK: Single-file baseline
@@ -562,11 +624,14 @@ struct RunContext {
         let placements = chunkIndex
         let values = workload.values
         let direct = options.ioMode == .direct
+        var raw: [Double] = []
         for index in 0..<options.repeats {
             repeatProgress(name, index)
             try? FileManager.default.removeItem(atPath: output)
+            if let seconds = try await adjacentProbe(.save) { raw.append(seconds) }
             let group = InProcessGroup(worldSize: ranks)
             let engine = engines[0]
+            settle()
             let (phases, seconds, memory) = try await measured {
                 try await onRanks(ranks, group: group) { rank -> (Double, Double, Int) in
                     try await SingleFileBaseline.run(
@@ -588,6 +653,7 @@ struct RunContext {
             phases: [ScenarioPhase(name: "gather", seconds: gatherSeconds), ScenarioPhase(name: "write", seconds: writeSeconds)],
             ranks: ranks,
             notes: ["gather to rank 0, one torch.save file \(ByteFormat.binary(fileBytes)), fsync"])
+            .withAdjacentRaw(seconds: raw, bytes: probeBytes)
     }
 
     /// Parses the single-file baseline's archive directory and checks one tensor's bytes, so the
@@ -629,6 +695,30 @@ struct RunContext {
         let checkpointers = (0..<ranks).map { rank in
             Checkpointer(engine: engines[rank], communicator: group.communicator(rank: rank), options: ckptOptions)
         }
+        // The reference for the caller's blocked time: each rank copies its shard into
+        // preallocated (resident) memory, under the same memory sampler as the saves (its 1 ms
+        // wake-ups cost a 2-core machine a measurable share of a copy that takes tens of
+        // milliseconds), right before each repeat, so both see the same machine. The
+        // destinations exist before the baseline below: they are not the async save's memory.
+        let destinations = states.map { TensorBuffer(byteCount: $0.arena.count) }
+        var copies: [Double] = []
+        func copyReference() async throws {
+            let start = ContinuousClock.now
+            _ = try await measured { try await onRanks(ranks, group: nil) { rank in
+                let source = states[rank]
+                guard let to = destinations[rank].bytes.baseAddress, let from = source.arena.bytes.baseAddress else {
+                    return 0
+                }
+                for placement in source.placements {
+                    memcpy(to + placement.offset, from + placement.offset, placement.chunk.byteCount)
+                }
+                return 1
+            } }
+            copies.append(runSeconds(ContinuousClock.now - start))
+        }
+        // One untimed copy first: every destination page resident, as a trainer's would be.
+        try await copyReference()
+        copies.removeAll()
         // The staging arena is memory the async save holds: extra memory counts from before it exists.
         let before = MemorySampler.currentRSS() ?? 0
         // Staging memory reserved up front, as a trainer does at start-up (reported apart).
@@ -648,9 +738,13 @@ struct RunContext {
         var blocked: [Double] = []
         var commits: [Double] = []
         var staged = 0
+        var raw: [Double] = []
         for index in 0..<options.repeats {
             repeatProgress(name, index)
             try? FileManager.default.removeItem(atPath: directory)
+            if let seconds = try await adjacentProbe(.save) { raw.append(seconds) }
+            settle()
+            try await copyReference()
             let (times, seconds, memory) = try await measured { () -> (Double, Double) in
                 let start = ContinuousClock.now
                 let handles = try await onRanks(ranks, group: group) { rank in
@@ -670,25 +764,6 @@ struct RunContext {
         }
         try? FileManager.default.removeItem(atPath: directory)
 
-        // The reference: each rank copies its shard into preallocated (resident) memory, under
-        // the same memory sampler as the saves (its 1 ms wake-ups cost a 2-core machine a
-        // measurable share of a copy that takes tens of milliseconds).
-        let destinations = states.map { TensorBuffer(byteCount: $0.arena.count) }
-        var copies: [Double] = []
-        for _ in 0..<options.repeats {
-            let start = ContinuousClock.now
-            _ = try await measured { try await onRanks(ranks, group: nil) { rank in
-                let source = states[rank]
-                guard let to = destinations[rank].bytes.baseAddress, let from = source.arena.bytes.baseAddress else {
-                    return 0
-                }
-                for placement in source.placements {
-                    memcpy(to + placement.offset, from + placement.offset, placement.chunk.byteCount)
-                }
-                return 1
-            } }
-            copies.append(runSeconds(ContinuousClock.now - start))
-        }
         let blockedStats = RepeatStatistics(blocked)
         let copyStats = RepeatStatistics(copies)
         let ratio = copyStats.median > 0 ? blockedStats.median / copyStats.median : 0
@@ -700,6 +775,7 @@ struct RunContext {
             notes: [String(format: "blocked %.2fx memcpy", ratio),
                 "staging reserved up front in \(ByteFormat.seconds(reserveSeconds)) (reserveAsyncStaging); first save blocked \(ByteFormat.seconds(firstBlocked))",
                 "arena \(ByteFormat.binary(staged)) kept (counted as extra)"])
+            .withAdjacentRaw(seconds: raw, bytes: probeBytes)
         return (result, [])
     }
 }

@@ -26,7 +26,8 @@ public enum MarkdownSummary {
         out.append("GB/s are decimal (1 GB = 10^9 bytes): bytes moved over the median of "
             + "\(report.options.repeats) repeat(s). \"% of raw\" compares saves with the raw device's write "
             + "bandwidth, loads with its read bandwidth and consolidations (which read the checkpoint while "
-            + "writing the file) with its copy bandwidth, all measured in the same run.")
+            + "writing the file) with its copy bandwidth, each measured right before every repeat of the scenario "
+            + "(\"raw ... alongside\" in the notes), so that the virtual disk's drift during the run cancels out.")
         if !report.targets.isEmpty {
             out.append("")
             out.append("## Targets")

@@ -26,7 +26,8 @@ public enum ResultsTable {
         for row in rows { lines.append(format(row)) }
         lines.append("")
         lines.append("GB/s: decimal (1 GB = 1e9 bytes) of state bytes over the median of \(report.options.repeats) repeat(s); "
-            + "% raw: against the raw device's write (saves), read (loads) or copy (consolidations) bandwidth.")
+            + "% raw: against the raw device's write (saves), read (loads) or copy (consolidations) bandwidth, "
+            + "measured right before each repeat (\"raw ... alongside\"; the line above is the run's first probe).")
         if !report.targets.isEmpty {
             lines.append("")
             lines.append("targets:")
@@ -64,6 +65,14 @@ public enum ResultsTable {
             } else {
                 parts.append("\(ranks) rank\(ranks == 1 ? "" : "s")")
             }
+        }
+        if let raw = scenario.adjacentRawGBps {
+            let kind = switch scenario.direction {
+            case .save: "write"
+            case .load: "read"
+            case .copy: "copy"
+            }
+            parts.append("raw \(kind) alongside \(ByteFormat.rate(raw))")
         }
         if let amplification = scenario.readAmplification {
             parts.append(String(format: "read %.2fx needed", amplification))

@@ -15,8 +15,15 @@ public struct ScenarioResult: Sendable, Hashable, Codable {
     public var time: RepeatStatistics
     /// `bytesMoved / time.median / 1e9`; 0 when no time was measured.
     public var throughputGBps: Double
-    /// Throughput divided by the raw device's bandwidth in the same direction; set by ``BenchReport``.
+    /// Throughput divided by the raw device's bandwidth in the same direction; set by
+    /// ``BenchReport``, against ``adjacentRaw`` when measured, else the run's up-front probe.
     public var rawDeviceRatio: Double?
+    /// Per-repeat seconds of the raw-device probe run right before each repeat of this scenario
+    /// (the same bytes, directory and direction: write, read or copy), so a drift of the device's
+    /// speed during the run cancels out of the ratio.
+    public var adjacentRaw: RepeatStatistics?
+    /// The adjacent probe's bandwidth, decimal GB/s over its median.
+    public var adjacentRawGBps: Double?
     /// Peak resident set size during the scenario, bytes.
     public var peakRSSBytes: Int?
     /// Peak RSS over the baseline taken at the scenario's start, bytes.
@@ -77,6 +84,15 @@ public struct ScenarioResult: Sendable, Hashable, Codable {
         self.ranks = ranks
         self.loadRanks = loadRanks
         self.notes = notes
+    }
+
+    /// This result with the adjacent probe's per-repeat seconds for `bytes` bytes.
+    public func withAdjacentRaw(seconds: [Double], bytes: Int) -> ScenarioResult {
+        guard !seconds.isEmpty else { return self }
+        var result = self
+        result.adjacentRaw = RepeatStatistics(seconds)
+        result.adjacentRawGBps = result.adjacentRaw.map { Self.gigabytesPerSecond(bytes: bytes, seconds: $0.median) }
+        return result
     }
 
     /// Decimal GB/s (1 GB = 1e9 bytes); 0 for a non-positive time.

@@ -47,6 +47,8 @@ public struct RawDeviceProbe: Sendable {
     /// Which phases to run.
     public enum Phases: String, Sendable, Codable, CaseIterable {
         case write, read, both
+        /// Copy the existing `file` into a new file beside it (deleted afterwards).
+        case copy
     }
 
     /// Directory where the probe file is created (ignored when `file` is given).
@@ -62,7 +64,7 @@ public struct RawDeviceProbe: Sendable {
     public var phases: Phases
     /// Engine settings: defaults to 4 MiB blocks, queue depth 16, 16 buffers, registered.
     public var configuration: IOEngineConfiguration
-    /// Also measure a copy of the file (after the read; with `.both` only).
+    /// Also measure a copy of the file (after the read; with `.both` only; `.copy` measures only that).
     public var measureCopy: Bool
 
     /// The engine settings of the probe.
@@ -121,7 +123,7 @@ public struct RawDeviceProbe: Sendable {
         var write: Measurement?
         var read: Measurement?
         var total: Int64
-        if phases != .read {
+        if phases == .write || phases == .both {
             total = Self.roundUp(bytes ?? (1 << 30))
             let f = try engine.open(path, mode: .write(create: true, truncate: true), direct: true)
             settings.direct = f.isDirect
@@ -140,7 +142,7 @@ public struct RawDeviceProbe: Sendable {
                 throw error
             }
         }
-        if phases != .write {
+        if phases == .read || phases == .both {
             let f = try engine.open(path, mode: .read, direct: true)
             settings.direct = settings.direct && f.isDirect
             do {
@@ -158,10 +160,12 @@ public struct RawDeviceProbe: Sendable {
             }
         }
         var copy: Measurement?
-        if measureCopy, phases == .both, let read {
+        if phases == .copy || (measureCopy && phases == .both) {
             let target = path + ".copy"
             do {
-                copy = try await Self.copy(path, to: target, bytes: read.bytes, block: block, buffers: lent, engine: engine)
+                let size = Int64(try Self.fileSize(path, engine: engine))
+                let bytes = Alignment.roundDown(min(size, self.bytes.map(Self.roundUp) ?? size))
+                copy = try await Self.copy(path, to: target, bytes: bytes, block: block, buffers: lent, engine: engine)
             } catch {
                 unlink(target)
                 if !keep { unlink(path) }
@@ -205,6 +209,12 @@ public struct RawDeviceProbe: Sendable {
         }
         try await engine.fsync(output)
         return measure(total, since: start)
+    }
+
+    private static func fileSize(_ path: String, engine: IOEngine) throws -> Int64 {
+        let f = try engine.open(path, mode: .read, direct: false)
+        defer { try? engine.close(f) }
+        return try engine.size(of: f)
     }
 
     private static func roundUp(_ n: Int64) -> Int64 { Alignment.roundUp(max(n, 4096)) }

@@ -50,6 +50,14 @@ import Testing
         #expect(report.rankSweep.map(\.ranks) == [1, 2])
         #expect(report.rawDevice?.writeGBps ?? 0 > 0)
         #expect(report.scenarios.allSatisfy { $0.rawDeviceRatio != nil })
+        // Every repeat of every scenario has its own probe alongside, and the ratio uses it.
+        for scenario in report.scenarios {
+            let adjacent = try #require(scenario.adjacentRaw, "\(scenario.name) has no adjacent probe")
+            #expect(adjacent.samples.count == 2)
+            let raw = try #require(scenario.adjacentRawGBps)
+            #expect(abs((scenario.rawDeviceRatio ?? 0) - scenario.throughputGBps / raw) < 1e-9)
+        }
+        #expect(report.rawDevice?.copyGBps ?? 0 > 0)
         #expect(report.targets.contains { $0.name == "sharded save 2r vs raw write" })
         #expect(report.targets.contains { $0.name.hasPrefix("async save 2r caller blocked") })
 
@@ -138,6 +146,12 @@ import Testing
         #expect(byName["load 4r->2r extra memory per rank"]?.measured == "10.0 MiB")
         #expect(byName["async save 4r caller blocked vs memcpy"]?.measured == "1.10x")
         #expect(byName["async save 4r caller blocked vs memcpy"]?.met == true)
+
+        // A probe measured alongside the scenario's repeats takes precedence over the run's first.
+        let paired = BenchRunner.targets(
+            scenarios: [save.withAdjacentRaw(seconds: [1.1, 1.0, 1.2], bytes: 1_000_000_000)], raw: raw,
+            options: BenchOptions(), workload: BenchWorkload(shape: BenchModelShape(modelDim: 8, layers: 1, vocab: 8)))
+        #expect(paired.first { $0.name == "sharded save 4r vs raw write" }?.measured == "88%")
     }
 
     @Test func workloadManifestListsEveryTensor() throws {

@@ -48,6 +48,32 @@ extension SerialIOTests {
             #expect(missing?.code == .notFound)
         }
 
+        @Test func copiesAnExistingFileIntoANewOneAndRemovesTheCopy() async throws {
+            let dir = try Support.tempDir()
+            defer { Support.remove(dir) }
+            let path = "\(dir)/given.bin"
+            _ = try await RawDeviceProbe(
+                directory: dir, bytes: 5 << 20, file: path, phases: .write, configuration: Self.config(.automatic)
+            ).run()
+            let before = try Data(contentsOf: URL(fileURLWithPath: path))
+            let result = try await RawDeviceProbe(
+                directory: dir, bytes: nil, file: path, phases: .copy, configuration: Self.config(.automatic)
+            ).run()
+            let copy = try #require(result.copy)
+            #expect(copy.bytes == 5 << 20 && copy.seconds > 0)
+            #expect(result.write == nil && result.read == nil)
+            #expect(RawDeviceProbe.table(result).contains("copy"))
+            // The source is untouched and the copy is gone.
+            #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == before)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["given.bin"])
+            // With `.both`, `measureCopy` adds the copy after the read.
+            let both = try await RawDeviceProbe(
+                directory: dir, bytes: 2 << 20, configuration: Self.config(.automatic), measureCopy: true
+            ).run()
+            #expect(both.copy?.bytes == 2 << 20 && both.read != nil && both.write != nil)
+            #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["given.bin"])
+        }
+
         @Test func parsesSizes() {
             #expect(RawDeviceProbe.parseSize("4096") == 4096)
             #expect(RawDeviceProbe.parseSize("512K") == 512 << 10)
