@@ -767,6 +767,14 @@ struct RunContext {
         let blockedStats = RepeatStatistics(blocked)
         let copyStats = RepeatStatistics(copies)
         let ratio = copyStats.median > 0 ? blockedStats.median / copyStats.median : 0
+        // A plain copy that varies this much means the machine was busy (on a shared 2-core VM,
+        // background kernel work after gigabytes of allocations): the ratio is then shaky.
+        var unstable: [String] = []
+        if copyStats.min > 0, copyStats.max / copyStats.min > 1.5 {
+            unstable.append(String(
+                format: "memcpy reference unstable (%.3f..%.3f s): the machine was busy, rerun for a firm ratio",
+                copyStats.min, copyStats.max))
+        }
         let result = ScenarioResult(
             name: name, group: "async", direction: .save, bytesMoved: stateBytes, seconds: samples.seconds,
             peakRSSBytes: samples.peakRSS, peakExtraBytes: samples.peakExtra, engineBufferPeakBytes: samples.gaugePeak,
@@ -774,7 +782,7 @@ struct RunContext {
             phases: [ScenarioPhase(name: "memcpy", seconds: copies)], ranks: ranks,
             notes: [String(format: "blocked %.2fx memcpy", ratio),
                 "staging reserved up front in \(ByteFormat.seconds(reserveSeconds)) (reserveAsyncStaging); first save blocked \(ByteFormat.seconds(firstBlocked))",
-                "arena \(ByteFormat.binary(staged)) kept (counted as extra)"])
+                "arena \(ByteFormat.binary(staged)) kept (counted as extra)"] + unstable)
             .withAdjacentRaw(seconds: raw, bytes: probeBytes)
         return (result, [])
     }
