@@ -146,12 +146,19 @@ public struct Consolidator: Sendable {
         let temporary = output + ".ckpt-tmp-\(getpid())"
         let file = try engine.open(temporary, mode: .write(create: true, truncate: true), direct: options.direct)
         let out = RecordFileWriter(engine: engine, file: file)
-        // Two halves of the piece budget: the next batch loads into one while the other is
-        // checksummed and written.
-        let half = max(pieceBytes / 2, 1 << 15)
-        let halves = [TensorBuffer(uninitializedByteCount: half), TensorBuffer(uninitializedByteCount: half)]
-        let batches = Self.batches(sources, maxBytes: half)
+        out.stagingWritesInFlight = max(2, engine.buffers.bufferCount * 3 / 4)
+        // The piece budget in `slots` buffers: up to `slots - 1` batches load ahead while one is
+        // checksummed and written, and the writer keeps most of the pool in flight. A disk serves
+        // a copy's reads and writes one after the other; with one batch loading at a time the
+        // reads had a few requests queued and the copy ran at 70-75% of a raw copy, with three
+        // ahead at 81-88%.
+        let slots = Self.slots
+        let slotBytes = max(pieceBytes / slots, 1 << 15)
+        let buffers = (0..<slots).map { _ in TensorBuffer(uninitializedByteCount: slotBytes) }
+        let batches = Self.batches(sources, maxBytes: slotBytes)
+        let ahead = slots - 1
         var done = 0
+        var loads: [Int: Task<Void, any Error>] = [:]
         do {
             if var w = torchWriter {
                 try await out.append(try w.start())
@@ -159,13 +166,18 @@ public struct Consolidator: Sendable {
             } else {
                 try await out.append(safetensorsHeader)
             }
-            var next: Task<Void, any Error>? = batches.first.map { Self.prefetch($0, sources: sources, into: halves[0], reader: reader) }
+            for index in 0..<min(ahead, batches.count) {
+                loads[index] = Self.prefetch(batches[index], sources: sources, into: buffers[index % slots], reader: reader)
+            }
             var crc: UInt32 = 0
             for (index, batch) in batches.enumerated() {
-                try await next?.value
-                let piece = halves[index % 2]
-                next = index + 1 < batches.count
-                    ? Self.prefetch(batches[index + 1], sources: sources, into: halves[(index + 1) % 2], reader: reader) : nil
+                try await loads.removeValue(forKey: index)?.value
+                let piece = buffers[index % slots]
+                // The slot of the previous batch (written out, copied into staging) loads the next one.
+                let upcoming = index + ahead
+                if upcoming < batches.count {
+                    loads[upcoming] = Self.prefetch(batches[upcoming], sources: sources, into: buffers[upcoming % slots], reader: reader)
+                }
                 do {
                     for item in batch.items {
                         if item.first, var w = torchWriter {
@@ -190,9 +202,6 @@ public struct Consolidator: Sendable {
                             torchWriter = w
                         }
                     }
-                } catch {
-                    _ = try? await next?.value
-                    throw error
                 }
             }
             if var w = torchWriter { try await out.append(try w.finish()) }
@@ -202,14 +211,19 @@ public struct Consolidator: Sendable {
             try engine.rename(temporary, to: output)
             try engine.syncDirectory((output as NSString).deletingLastPathComponent.isEmpty ? "." : (output as NSString).deletingLastPathComponent)
         } catch {
+            // Loads still running write into the slots: let them finish first.
+            for (_, load) in loads { _ = try? await load.value }
             await out.abandon()
             try? engine.close(file)
             unlink(temporary)
             throw error
         }
-        report.peakWorkingBytes = 2 * half + engine.buffers.peakHeldBytes
+        report.peakWorkingBytes = slots * slotBytes + engine.buffers.peakHeldBytes
         return report
     }
+
+    /// Buffers the piece budget is split into (batches loading ahead: one less).
+    static let slots = 4
 
     /// One piece of the output in order: a block of a checkpoint tensor (at `at` in its batch's
     /// buffer) or a `meta.pt` storage; `first`/`last` mark its source's storage boundaries.

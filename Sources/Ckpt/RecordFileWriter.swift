@@ -3,12 +3,13 @@ public import CkptIO
 
 /// Appends records to one data file using only 4096-aligned transfers.
 ///
-/// Small pieces are packed into staging buffers from the engine's pool (at most `maxInFlight`
-/// per file, written asynchronously while the next one fills); large tensor payloads are written
-/// straight from tensor memory at an aligned file offset. The logical end of the file is tracked;
-/// `finish` pads the last block for the aligned write, then truncates the file back to the
-/// logical end. Consecutive writes (headers copied out of staging, payloads) are batched into
-/// vectored writes of up to one engine block, so the device sees few large requests. Used for `.distcp` files, consolidated files and the benchmark's single file.
+/// Small pieces are packed into staging buffers from the engine's pool (at most
+/// `stagingWritesInFlight` per file, written asynchronously while the next one fills); large
+/// tensor payloads are written straight from tensor memory at an aligned file offset. The logical
+/// end of the file is tracked; `finish` pads the last block for the aligned write, then truncates
+/// the file back to the logical end. Consecutive writes (headers copied out of staging, payloads)
+/// are batched into vectored writes of up to one engine block, so the device sees few large
+/// requests. Used for `.distcp` files, consolidated files and the benchmark's single file.
 ///
 /// Blocks are preallocated ahead of the writes (``reserve(_:)``, else in steps of
 /// ``preallocationStep``), so no write extends the file: on ext4 and XFS an O_DIRECT write past
@@ -20,7 +21,10 @@ public final class RecordFileWriter {
     public let file: IOFile
     /// Alignment of every transfer and of direct payloads.
     public static let alignment = 4096
-    private let maxInFlight = 2
+    /// Staging writes in flight (each holds a pool buffer until the kernel is done with it). Two
+    /// by default: writers of a save share the pool with the other ranks' writers and with loads.
+    /// A consolidation, the pool's only user, raises it.
+    public var stagingWritesInFlight = 2
 
     /// Logical end of the file: where the next byte goes.
     public private(set) var position = 0
@@ -156,7 +160,7 @@ public final class RecordFileWriter {
 
     private func currentStaging() async throws -> IOBuffer {
         if let staging { return staging }
-        if inFlight.count >= maxInFlight {
+        if inFlight.count >= max(1, stagingWritesInFlight) {
             try await inFlight.removeFirst().value
         }
         let buffer = try await engine.buffers.acquire()
