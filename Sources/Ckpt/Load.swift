@@ -345,6 +345,15 @@ struct LoadExecution {
         for filePlan in readPlan.files {
             for read in filePlan.reads where read.length > 0 { items.append(.planned(file: filePlan.file, read: read)) }
         }
+        // The values (small records) are read in one batch alongside the data pipeline.
+        var valueReads: [ValueRead] = []
+        for request in valueRequests {
+            guard let f = fileIndex[request.info.relativePath] else {
+                throw CheckpointError(.protocolViolation, "value '\(request.fqn)' file not indexed")
+            }
+            valueReads.append(ValueRead(fqn: request.fqn, file: f, offset: request.info.offset, length: request.info.length, path: path(f)))
+        }
+        async let valuesRead = Self.readValues(valueReads, engine: engine, files: files)
         var done = try await runReads(items, needed: needed, plans: plans, destinations: destinations, files: files, fileSizes: fileSizes)
         for served in done.served { needed[served.index].payload = served.payload }
         headBytes += done.headBytesRead
@@ -370,10 +379,7 @@ struct LoadExecution {
         phases.reads = lap()
 
         // Phase 5: values, checksums.
-        var values: [String: TorchValue] = [:]
-        for request in valueRequests {
-            values[request.fqn] = try await readValue(request.fqn, request.info, files: files)
-        }
+        let values = try await valuesRead
         var verified = 0
         if let sidecar {
             verified = try await verify(needed, values: valueRequests, sidecar: sidecar, files: files)
@@ -1041,18 +1047,41 @@ struct LoadExecution {
         }
     }
 
-    private func readValue(_ fqn: String, _ info: StorageInfo, files: [IOFile]) async throws -> TorchValue {
-        guard let f = fileIndex[info.relativePath] else {
-            throw CheckpointError(.protocolViolation, "value '\(fqn)' file not indexed")
+    /// A non-tensor value's record.
+    struct ValueRead: Sendable {
+        var fqn: String
+        var file: Int
+        var offset: Int
+        var length: Int
+        var path: String
+    }
+
+    /// Reads the value records in one batch and decodes them.
+    static func readValues(_ reads: [ValueRead], engine: IOEngine, files: [IOFile]) async throws -> [String: TorchValue] {
+        guard !reads.isEmpty else { return [:] }
+        var starts: [Int] = []
+        var total = 0
+        for read in reads {
+            starts.append(total)
+            total += read.length
         }
-        let buffer = TensorBuffer(uninitializedByteCount: info.length)
-        try await engine.read(files[f], at: Int64(info.offset), into: buffer.bytes)
-        do {
-            return try ByteIORecord.decode(UnsafeRawBufferPointer(buffer.bytes))
-        } catch {
-            throw CheckpointError(
-                .corrupt, "value '\(fqn)': \(error.at(file: path(f), baseOffset: info.offset))", underlying: error)
+        let buffer = TensorBuffer(uninitializedByteCount: max(total, 1))
+        try await engine.perform(reads.enumerated().map { k, read in
+            .read(
+                files[read.file], offset: Int64(read.offset),
+                into: UnsafeMutableRawBufferPointer(rebasing: buffer.bytes[starts[k]..<(starts[k] + read.length)]))
+        })
+        var values: [String: TorchValue] = [:]
+        for (k, read) in reads.enumerated() {
+            do {
+                values[read.fqn] = try ByteIORecord.decode(
+                    UnsafeRawBufferPointer(rebasing: buffer.bytes[starts[k]..<(starts[k] + read.length)]))
+            } catch {
+                throw CheckpointError(
+                    .corrupt, "value '\(read.fqn)': \(error.at(file: read.path, baseOffset: read.offset))", underlying: error)
+            }
         }
+        return values
     }
 
     /// Reads every needed chunk's whole payload (and every value record) and checks its XXH3.
