@@ -232,7 +232,6 @@ public final class RecordFileWriter {
         payloadsInFlight.append(Task {
             let segments = pieces.map { UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer($0.owner.bytes)[$0.offset..<($0.offset + $0.count)]) }
             try await engine.perform([.writev(file, offset: at, from: segments)])
-            withExtendedLifetime(pieces) {}
         })
         if payloadsInFlight.count > maxPayloadsInFlight {
             try await payloadsInFlight.removeFirst().value

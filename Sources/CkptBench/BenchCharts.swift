@@ -83,12 +83,7 @@ public enum BenchCharts {
                     x1: lineX, y1: sectionTop + sectionHeader - 4, x2: lineX,
                     y2: sectionTop + sectionHeader + Double(rows.count) * rowHeight, stroke: rawColor, width: 2,
                     dash: "6 4", cssClass: "raw-line")
-                let kind = switch direction {
-                case .save: "write"
-                case .load: "read"
-                case .copy: "copy"
-                }
-                let label = "raw \(kind) \(ByteFormat.rate(raw))"
+                let label = "raw \(direction.rawMeasurement) \(ByteFormat.rate(raw))"
                 let labelWidth = SVGCanvas.textWidth(label, size: 12)
                 let fitsRight = lineX + 6 + labelWidth <= width - 8
                 svg.boxedText(

@@ -347,9 +347,14 @@ struct RunContext {
 
     // MARK: Raw device
 
-    func rawProbe() async throws -> RawDeviceReference {
+    /// The probe's best settings, on the backend the run uses.
+    var probeConfiguration: IOEngineConfiguration {
         var configuration = RawDeviceProbe.bestConfiguration
         configuration.backend = Self.engineConfiguration(options).backend
+        return configuration
+    }
+
+    func rawProbe() async throws -> RawDeviceReference {
         var writes: [Double] = []
         var reads: [Double] = []
         var copies: [Double] = []
@@ -360,7 +365,7 @@ struct RunContext {
             repeatProgress("raw device probe", index)
             // The file is kept for the adjacent probes (reads and copies).
             let probe = RawDeviceProbe(
-                directory: work, bytes: Int64(stateBytes), file: probeFile, configuration: configuration,
+                directory: work, bytes: Int64(stateBytes), file: probeFile, configuration: probeConfiguration,
                 measureCopy: measureCopy)
             let result = try await probe.run()
             if let write = result.write { writes.append(write.seconds) }
@@ -372,7 +377,7 @@ struct RunContext {
                 + (measureCopy ? ", copy = cold read into a new file with fsync" : "")
         }
         return RawDeviceReference(
-            method: method, bytes: (stateBytes + 4095) / 4096 * 4096, writeSeconds: writes.isEmpty ? nil : writes,
+            method: method, bytes: probeBytes, writeSeconds: writes.isEmpty ? nil : writes,
             readSeconds: reads.isEmpty ? nil : reads, copySeconds: copies.isEmpty ? nil : copies)
     }
 
@@ -380,34 +385,30 @@ struct RunContext {
     var probeFile: String { work + "/raw-probe.bin" }
 
     /// The raw device measured right before a scenario's repeat, in its direction: seconds for
-    /// the state's bytes (nil without the raw probe).
+    /// the state's bytes (nil without the raw probe). Writes go to a new file each time, as the
+    /// scenarios write new files; the previous one is deleted and the file system settles first,
+    /// so the work of that deletion (discards on a `discard` mount) lands before the probe, not
+    /// inside the scenario's timed region. Reads and copies use the first probe's file.
     func adjacentProbe(_ direction: ScenarioDirection) async throws -> Double? {
         guard options.rawProbe else { return nil }
-        defer { settle() }
-        var configuration = RawDeviceProbe.bestConfiguration
-        configuration.backend = Self.engineConfiguration(options).backend
-        let bytes = Int64(stateBytes)
-        switch direction {
-        case .save:
-            // A new file each time, as the scenarios write new files; the previous one is deleted
-            // first, so the file system's work for that deletion (discards on a `discard` mount)
-            // lands before the probe, not inside the scenario's timed region.
-            let file = work + "/raw-probe-write.bin"
-            unlink(file)
-            settle()
-            let probe = RawDeviceProbe(directory: work, bytes: bytes, file: file, phases: .write, configuration: configuration)
-            return try await probe.run().write?.seconds
-        case .load:
-            unlink(work + "/raw-probe-write.bin")
-            settle()
-            let probe = RawDeviceProbe(directory: work, bytes: bytes, file: probeFile, phases: .read, configuration: configuration)
-            return try await probe.run().read?.seconds
-        case .copy:
-            unlink(work + "/raw-probe-write.bin")
-            settle()
-            let probe = RawDeviceProbe(directory: work, bytes: bytes, file: probeFile, phases: .copy, configuration: configuration)
-            return try await probe.run().copy?.seconds
+        let writeFile = work + "/raw-probe-write.bin"
+        unlink(writeFile)
+        settle()
+        let phases: RawDeviceProbe.Phases = switch direction {
+        case .save: .write
+        case .load: .read
+        case .copy: .copy
         }
+        let result = try await RawDeviceProbe(
+            directory: work, bytes: Int64(stateBytes), file: direction == .save ? writeFile : probeFile, phases: phases,
+            configuration: probeConfiguration
+        ).run()
+        let measurement = switch direction {
+        case .save: result.write
+        case .load: result.read
+        case .copy: result.copy
+        }
+        return measurement?.seconds
     }
 
     /// Lets the file system finish what earlier deletions left it (a journal commit, and with a
@@ -425,6 +426,16 @@ struct RunContext {
 
     // MARK: Sharded save
 
+    /// One committed save of `states` (a rank each) into `directory`.
+    func save(_ states: [RankState], to directory: String) async throws -> [SaveReport] {
+        let group = InProcessGroup(worldSize: states.count)
+        let engines = self.engines, ckptOptions = self.checkpointOptions
+        return try await onRanks(states.count, group: group) { rank in
+            try await Checkpointer(engine: engines[rank], communicator: group.communicator(rank: rank), options: ckptOptions)
+                .save(states[rank].state, to: directory)
+        }
+    }
+
     func shardedSave(states: [RankState], directory: String) async throws -> ScenarioResult {
         let ranks = states.count
         let name = "sharded save \(ranks)r"
@@ -440,29 +451,14 @@ struct RunContext {
         try? FileManager.default.removeItem(atPath: directory)
         settle()
         let firstStart = ContinuousClock.now
-        do {
-            let group = InProcessGroup(worldSize: ranks)
-            let engines = self.engines, ckptOptions = self.checkpointOptions
-            _ = try await onRanks(ranks, group: group) { rank in
-                try await Checkpointer(engine: engines[rank], communicator: group.communicator(rank: rank), options: ckptOptions)
-                    .save(states[rank].state, to: directory)
-            }
-        }
+        _ = try await save(states, to: directory)
         let firstSeconds = runSeconds(ContinuousClock.now - firstStart)
         for index in 0..<options.repeats {
             repeatProgress(name, index)
             try? FileManager.default.removeItem(atPath: directory)
             if let seconds = try await adjacentProbe(.save) { raw.append(seconds) }
-            let group = InProcessGroup(worldSize: ranks)
-            let engines = self.engines, ckptOptions = self.checkpointOptions
             settle()
-            let (reports, seconds, memory) = try await measured {
-                try await onRanks(ranks, group: group) { rank in
-                    let checkpointer = Checkpointer(
-                        engine: engines[rank], communicator: group.communicator(rank: rank), options: ckptOptions)
-                    return try await checkpointer.save(states[rank].state, to: directory)
-                }
-            }
+            let (reports, seconds, memory) = try await measured { try await save(states, to: directory) }
             samples.add(seconds: seconds, memory: memory)
             bufferPeak = max(bufferPeak, reports.map(\.peakBufferBytes).max() ?? 0)
             fileBytes = reports.reduce(0) { $0 + $1.fileBytes }

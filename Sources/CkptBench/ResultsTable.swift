@@ -67,12 +67,7 @@ public enum ResultsTable {
             }
         }
         if let raw = scenario.adjacentRawGBps {
-            let kind = switch scenario.direction {
-            case .save: "write"
-            case .load: "read"
-            case .copy: "copy"
-            }
-            parts.append("raw \(kind) alongside \(ByteFormat.rate(raw))")
+            parts.append("raw \(scenario.direction.rawMeasurement) alongside \(ByteFormat.rate(raw))")
         }
         if let amplification = scenario.readAmplification {
             parts.append(String(format: "read %.2fx needed", amplification))

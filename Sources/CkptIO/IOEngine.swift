@@ -543,7 +543,7 @@ public final class IOEngine: Sendable {
             return RawOp(
                 kind: piece.kind, fd: piece.route == .direct ? piece.file.fd : piece.file.bufferedFD,
                 address: piece.address, length: piece.length, offset: piece.offset, fixedIndex: fixed,
-                vector: piece.segments.map { IOVector($0.map { ($0.address, $0.length) }) })
+                vector: piece.segments.map(IOVector.init))
         }
         let results = await io.run(ops)
         var failure: (any Error)?

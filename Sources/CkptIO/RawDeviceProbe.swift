@@ -163,9 +163,8 @@ public struct RawDeviceProbe: Sendable {
         if phases == .copy || (measureCopy && phases == .both) {
             let target = path + ".copy"
             do {
-                let size = Int64(try Self.fileSize(path, engine: engine))
-                let bytes = Alignment.roundDown(min(size, self.bytes.map(Self.roundUp) ?? size))
-                copy = try await Self.copy(path, to: target, bytes: bytes, block: block, buffers: lent, engine: engine)
+                copy = try await Self.copy(
+                    path, to: target, bytes: self.bytes.map(Self.roundUp), block: block, buffers: lent, engine: engine)
             } catch {
                 unlink(target)
                 if !keep { unlink(path) }
@@ -177,13 +176,16 @@ public struct RawDeviceProbe: Sendable {
         return Result(write: write, read: read, copy: copy, settings: settings, fileKept: keep)
     }
 
-    /// Copies `bytes` of `source` (cold) into a new preallocated file, one block per pool buffer
-    /// in flight (each block read, then written), then fsyncs it.
+    /// Copies `bytes` of `source` (cold; nil: the whole file, rounded down to 4096) into a new
+    /// preallocated file, one block per pool buffer in flight (each block read, then written),
+    /// then fsyncs it.
     private static func copy(
-        _ source: String, to target: String, bytes total: Int64, block: Int, buffers: [IOBuffer], engine: IOEngine
+        _ source: String, to target: String, bytes: Int64?, block: Int, buffers: [IOBuffer], engine: IOEngine
     ) async throws -> Measurement {
         let input = try engine.open(source, mode: .read, direct: true)
         defer { try? engine.close(input) }
+        let size = try engine.size(of: input)
+        let total = Alignment.roundDown(min(size, bytes ?? size))
         let output = try engine.open(target, mode: .write(create: true, truncate: true), direct: true)
         defer { try? engine.close(output) }
         try engine.dropCache(input)
@@ -209,12 +211,6 @@ public struct RawDeviceProbe: Sendable {
         }
         try await engine.fsync(output)
         return measure(total, since: start)
-    }
-
-    private static func fileSize(_ path: String, engine: IOEngine) throws -> Int64 {
-        let f = try engine.open(path, mode: .read, direct: false)
-        defer { try? engine.close(f) }
-        return try engine.size(of: f)
     }
 
     private static func roundUp(_ n: Int64) -> Int64 { Alignment.roundUp(max(n, 4096)) }

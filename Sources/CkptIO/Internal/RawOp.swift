@@ -38,7 +38,7 @@ final class IOVector: @unchecked Sendable {
     let count: Int
     let totalLength: Int
 
-    init(_ segments: [(address: UnsafeMutableRawPointer, length: Int)]) {
+    init(_ segments: [Piece.Segment]) {
         count = segments.count
         iovecs = .allocate(capacity: max(1, segments.count))
         var total = 0

@@ -66,43 +66,33 @@ final class Syscalls: Sendable {
     }
 
     func pread(_ fd: Int32, _ buffer: UnsafeMutableRawPointer, _ count: Int, _ offset: Int64) -> Int {
-        var limit = Int.max
-        switch next(.read) {
-        case .error(let e)?: return -Int(e.rawValue)
-        case .shortTransfer(let n)?: limit = n
-        case nil: break
-        }
-        // A short transfer is simulated as the kernel reporting fewer bytes than it moved (as
-        // for io_uring completions): the O_DIRECT alignment rules still hold for the call.
-        let n = Glibc.pread(fd, buffer, count, off_t(offset))
-        return n < 0 ? -Int(Glibc.errno) : min(n, limit)
+        transfer(.read) { Glibc.pread(fd, buffer, count, off_t(offset)) }
     }
 
     func pwrite(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int, _ offset: Int64) -> Int {
-        var limit = Int.max
-        switch next(.write) {
-        case .error(let e)?: return -Int(e.rawValue)
-        case .shortTransfer(let n)?: limit = n
-        case nil: break
-        }
-        // A short transfer is simulated as the kernel reporting fewer bytes than it moved (as
-        // for io_uring completions): the O_DIRECT alignment rules still hold for the call.
-        let n = Glibc.pwrite(fd, buffer, count, off_t(offset))
-        return n < 0 ? -Int(Glibc.errno) : min(n, limit)
+        transfer(.write) { Glibc.pwrite(fd, buffer, count, off_t(offset)) }
     }
 
-    /// preadv/pwritev (`write`) of `vector`, counted as one `.read` or `.write`. A short-transfer
-    /// fault is simulated as for pread/pwrite: the call moves everything, the result says less.
+    /// preadv/pwritev (`write`) of `vector`, counted as one `.read` or `.write`.
     func transferv(_ fd: Int32, _ vector: IOVector, _ offset: Int64, write: Bool) -> Int {
+        transfer(write ? .write : .read) {
+            write
+                ? Glibc.pwritev(fd, vector.iovecs, Int32(vector.count), off_t(offset))
+                : Glibc.preadv(fd, vector.iovecs, Int32(vector.count), off_t(offset))
+        }
+    }
+
+    /// One read or write through the fault plan. A short transfer is simulated as the kernel
+    /// reporting fewer bytes than it moved (as for io_uring completions): the O_DIRECT alignment
+    /// rules still hold for the call.
+    private func transfer(_ kind: IOSyscall, _ call: () -> Int) -> Int {
         var limit = Int.max
-        switch next(write ? .write : .read) {
+        switch next(kind) {
         case .error(let e)?: return -Int(e.rawValue)
         case .shortTransfer(let n)?: limit = n
         case nil: break
         }
-        let n = write
-            ? Glibc.pwritev(fd, vector.iovecs, Int32(vector.count), off_t(offset))
-            : Glibc.preadv(fd, vector.iovecs, Int32(vector.count), off_t(offset))
+        let n = call()
         return n < 0 ? -Int(Glibc.errno) : min(n, limit)
     }
 
