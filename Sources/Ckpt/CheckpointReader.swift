@@ -10,26 +10,44 @@ public struct CheckpointReader: Sendable {
     public let options: CheckpointOptions
     /// The decoded `.metadata`.
     public let metadata: DCPMetadata
+    /// Whether ``metadata`` came from the checkpoint's index (which matched `.metadata`).
+    public let metadataFromIndex: Bool
+    /// The checksum sidecar, when verifying.
     let sidecar: ChecksumSidecar?
+    /// The sidecar of this save, even when not verifying: where payloads are.
+    let hints: ChecksumSidecar?
 
-    /// Reads and decodes `directory/.metadata` (and the checksum sidecar when
-    /// `options.verifyChecksums`).
+    /// Reads and decodes `directory/.metadata` and the checksum sidecar (required when
+    /// `options.verifyChecksums`, else only a hint of where payloads are), from their index when it
+    /// matches them.
     public init(directory: String, engine: IOEngine, options: CheckpointOptions = CheckpointOptions()) async throws {
-        let parts = await Checkpointer.readCommitted(directory, engine: engine, sidecar: options.verifyChecksums)
+        let verify = options.verifyChecksums
+        let parts = await Checkpointer.readCommitted(directory, engine: engine, sidecar: true, optional: !verify)
         if !parts[0].isEmpty { throw Wire.decodeError(parts[0]) }
-        let (metadata, sidecar) = try await Checkpointer.decodeCommitted(
-            directory: directory, metadata: parts[1], sidecar: parts[2], verify: options.verifyChecksums)
+        let metadata: DCPMetadata
+        var sidecar: ChecksumSidecar?
+        if let message = CommittedIndex.message(in: parts[3], metadata: parts[1], sidecar: parts[2]) {
+            (metadata, sidecar, _) = try Checkpointer.committed(
+                [CommittedSource.index.rawValue] + message, directory: directory, verify: verify)
+            metadataFromIndex = true
+        } else {
+            (metadata, sidecar) = try await Checkpointer.decodeCommitted(
+                directory: directory, metadata: parts[1], sidecar: parts[2], verify: verify)
+            metadataFromIndex = false
+        }
         self.directory = directory
         self.engine = engine
         self.options = options
         self.metadata = metadata
-        self.sidecar = sidecar
+        self.hints = sidecar
+        self.sidecar = verify ? sidecar : nil
     }
 
     /// Fills the tensor blocks of `state` (any layout) and loads its values, as
     /// ``Checkpointer/load(into:from:)`` does on one rank.
     public func load(into state: StateDict) async throws -> LoadReport {
-        var execution = LoadExecution(directory: directory, metadata: metadata, sidecar: sidecar, engine: engine, options: options)
+        var execution = LoadExecution(
+            directory: directory, metadata: metadata, sidecar: sidecar, engine: engine, options: options, hints: hints)
         return try await execution.run(state)
     }
 

@@ -18,42 +18,48 @@ extension Checkpointer {
         engine.buffers.resetPeak()
         let clock = ContinuousClock()
         let start = clock.now
-        // 1. Rank 0 reads and decodes `.metadata` (and the sidecar) once and checks them; everyone
-        // gets the decoded form in binary (much cheaper to decode than the pickle), or rank 0's error.
+        // 1. Rank 0 reads `.metadata` (and the sidecar, and the index) once; everyone gets the
+        // decoded form in binary (much cheaper to decode than the pickle), or rank 0's error. When
+        // the index matches the files, its binary form is sent as it is (nothing decoded first);
+        // otherwise rank 0 decodes and checks the files and sends what it decoded.
         var answer: [UInt8]?
         var mine: (metadata: DCPMetadata, sidecar: ChecksumSidecar?)?
         var localError: (any Error)?
         if isCoordinator {
-            let content: CommittedMessage.Content
             let parts = await Self.readCommitted(
                 directory, engine: engine, sidecar: true, optional: !options.verifyChecksums)
-            do {
-                if !parts[0].isEmpty { throw Wire.decodeError(parts[0]) }
-                let decoded = try await Self.decodeCommitted(
-                    directory: directory, metadata: parts[1], sidecar: parts[2], verify: options.verifyChecksums)
-                mine = decoded
-                content = .committed(decoded.0, decoded.1)
-            } catch {
-                localError = error
-                content = .failure(ErrorMessage(
-                    error as? CheckpointError ?? CheckpointError(.io, "reading '\(directory)'", underlying: error)))
+            if parts[0].isEmpty, let message = CommittedIndex.message(in: parts[3], metadata: parts[1], sidecar: parts[2]) {
+                answer = [CommittedSource.index.rawValue] + message
+            } else {
+                let content: CommittedMessage.Content
+                do {
+                    if !parts[0].isEmpty { throw Wire.decodeError(parts[0]) }
+                    let decoded = try await Self.decodeCommitted(
+                        directory: directory, metadata: parts[1], sidecar: parts[2], verify: options.verifyChecksums)
+                    mine = decoded
+                    content = .committed(decoded.0, decoded.1)
+                } catch {
+                    localError = error
+                    content = .failure(ErrorMessage(
+                        error as? CheckpointError ?? CheckpointError(.io, "reading '\(directory)'", underlying: error)))
+                }
+                answer = communicator.worldSize > 1
+                    ? [CommittedSource.files.rawValue]
+                        + Wire.encode(CommittedMessage(content), capacity: parts[1].count + parts[2].count / 2 + 64)
+                    : []
             }
-            answer = communicator.worldSize > 1
-                ? Wire.encode(CommittedMessage(content), capacity: parts[1].count + parts[2].count / 2 + 64) : []
         }
-        let received = try await communicator.broadcast(answer, root: 0)
+        let received = try await communicator.broadcast(
+            isCoordinator ? (communicator.worldSize > 1 ? answer ?? [] : []) : nil, root: 0)
         if let localError { throw localError }
         let metadata: DCPMetadata
         var sidecar: ChecksumSidecar?
+        var fromIndex = false
         if let mine {
             (metadata, sidecar) = mine
         } else {
-            switch try Wire.decode(CommittedMessage.self, received).content {
-            case .failure(let error):
-                throw error.checkpointError
-            case .committed(let m, let s):
-                (metadata, sidecar) = (m, s)
-            }
+            let message = isCoordinator ? (answer ?? []) : received
+            (metadata, sidecar, fromIndex) = try Self.committed(message, directory: directory, verify: options.verifyChecksums)
         }
         let hints = sidecar
         if !options.verifyChecksums {
@@ -68,6 +74,7 @@ extension Checkpointer {
         let decoded = clock.now
         var report = try await loader.run(state)
         report.phases.metadata = (decoded - start).seconds
+        report.metadataFromIndex = fromIndex
         return report
     }
 
@@ -88,13 +95,20 @@ extension Checkpointer {
             _ = await parsedSidecar
             throw CheckpointError(.corrupt, "'\(metadataPath)': \(error.at(file: metadataPath))", underlying: error)
         }
-        let sidecar = await parsedSidecar
+        return (metadata, try acceptSidecar(await parsedSidecar, metadata: metadata, directory: directory, verify: verify))
+    }
+
+    /// The sidecar a load goes on with, given the one read with `metadata` (nil: none): when
+    /// verifying, it must be there, whole and of the same save; otherwise it is only a hint of
+    /// where payloads are (each record's layout is still checked), and a missing, damaged or stale
+    /// one is ignored.
+    static func acceptSidecar(
+        _ sidecar: Result<ChecksumSidecar, any Error>?, metadata: DCPMetadata, directory: String, verify: Bool
+    ) throws -> ChecksumSidecar? {
+        let sidecarPath = directory + "/" + checksumFileName
         guard verify else {
-            // Not verifying: a sidecar of this save still tells where payloads are (a hint the
-            // load checks against each record's layout); a missing, damaged or stale one is ignored.
-            guard case .success(let decoded)? = sidecar, decoded.saveID == metadata.storageMeta?.saveID
-            else { return (metadata, nil) }
-            return (metadata, decoded)
+            guard case .success(let decoded)? = sidecar, decoded.saveID == metadata.storageMeta?.saveID else { return nil }
+            return decoded
         }
         guard let sidecar else {
             throw CheckpointError(.corrupt, "'\(sidecarPath)' is missing: the checkpoint has no checksums to verify")
@@ -105,37 +119,75 @@ extension Checkpointer {
                 .corrupt,
                 "'\(sidecarPath)' belongs to save \(decoded.saveID), but .metadata is save \(metadata.storageMeta?.saveID ?? "(none)")")
         }
-        return (metadata, decoded)
+        return decoded
     }
 
-    /// Reads `.metadata` and, when `sidecar`, the checksum sidecar if present (when `optional`, a
-    /// sidecar that cannot be read counts as absent): [error, metadata, sidecar] byte strings.
+    /// Decodes rank 0's answer to a load: a ``CommittedSource`` byte, then a ``CommittedMessage``
+    /// in wire form. Returns the metadata, the sidecar and whether they came from the index (then
+    /// checked here, on every rank alike: rank 0 sent them without decoding them).
+    static func committed(
+        _ answer: [UInt8], directory: String, verify: Bool
+    ) throws -> (metadata: DCPMetadata, sidecar: ChecksumSidecar?, fromIndex: Bool) {
+        guard let first = answer.first, let source = CommittedSource(rawValue: first) else {
+            throw CheckpointError(
+                .protocolViolation,
+                "malformed load answer from rank 0 (\(answer.count) bytes): expected a source byte (0 files, 1 index) first")
+        }
+        let body = Array(answer.dropFirst())
+        switch source {
+        case .files:
+            switch try Wire.decode(CommittedMessage.self, body).content {
+            case .failure(let error): throw error.checkpointError
+            case .committed(let metadata, let sidecar): return (metadata, sidecar, false)
+            }
+        case .index:
+            let path = directory + "/" + CommittedIndex.fileName
+            let content: CommittedMessage.Content
+            do {
+                content = try Wire.decode(CommittedMessage.self, body).content
+            } catch {
+                throw CheckpointError(.corrupt, "'\(path)': \(error.message)", underlying: error)
+            }
+            guard case .committed(let metadata, let sidecar) = content else {
+                throw CheckpointError(.corrupt, "'\(path)' holds an error instead of the checkpoint's metadata")
+            }
+            return (metadata, try acceptSidecar(sidecar.map { .success($0) }, metadata: metadata, directory: directory, verify: verify), true)
+        }
+    }
+
+    /// Reads `.metadata`, the checksum sidecar when `sidecar` and present (when `optional`, a
+    /// sidecar that cannot be read counts as absent), and the index when present (a cache: one
+    /// that cannot be read counts as absent), all at once: [error, metadata, sidecar, index] byte
+    /// strings.
     static func readCommitted(_ directory: String, engine: IOEngine, sidecar: Bool, optional: Bool = false) async -> [[UInt8]] {
         let path = directory + "/" + metadataFileName
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
-            return [Wire.errorBytes(CheckpointError(.invalidArgument, "'\(directory)' is not a directory")), [], []]
+            return [Wire.errorBytes(CheckpointError(.invalidArgument, "'\(directory)' is not a directory")), [], [], []]
         }
         guard FileManager.default.fileExists(atPath: path) else {
             return [
                 Wire.errorBytes(CheckpointError(
                     .incompleteCheckpoint,
                     "'\(directory)' holds no committed checkpoint: '\(metadataFileName)' is missing (an interrupted save, or not a DCP checkpoint)")),
-                [], [],
+                [], [], [],
             ]
         }
         do {
-            // Both files at once (each a cold read of a few hundred KB).
+            // Each is a cold read of a few hundred KB.
             let sidecarPath = directory + "/" + checksumFileName
+            let indexPath = directory + "/" + CommittedIndex.fileName
             let wantSidecar = sidecar && FileManager.default.fileExists(atPath: sidecarPath)
+            let wantIndex = FileManager.default.fileExists(atPath: indexPath)
             // An optional sidecar (only a hint) that cannot be read counts as missing.
             async let sidecarBytes: [UInt8] = wantSidecar
                 ? (optional ? ((try? await readWholeFile(sidecarPath, engine: engine)) ?? []) : try await readWholeFile(sidecarPath, engine: engine))
                 : []
+            async let indexBytes: [UInt8] = wantIndex ? ((try? await readWholeFile(indexPath, engine: engine)) ?? []) : []
             let metadata = try await readWholeFile(path, engine: engine)
-            return [[], metadata, try await sidecarBytes]
+            return [[], metadata, try await sidecarBytes, await indexBytes]
         } catch {
-            return [Wire.errorBytes(CheckpointError(.io, "cannot read '\(path)'", underlying: error)), [], []]
+            return [Wire.errorBytes(CheckpointError(.io, "cannot read '\(path)'", underlying: error)), [], [], []]
         }
     }
 
@@ -148,6 +200,14 @@ extension Checkpointer {
         try await engine.read(file, at: 0, into: buffer.bytes)
         return Array(buffer.bytes)
     }
+}
+
+/// Where rank 0's answer to a load comes from (its first byte).
+enum CommittedSource: UInt8 {
+    /// Rank 0 decoded and checked `.metadata` and the sidecar.
+    case files = 0
+    /// The index matched the files; sent as it is.
+    case index = 1
 }
 
 extension Wire {

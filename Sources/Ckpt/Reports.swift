@@ -43,11 +43,14 @@ public struct LoadReport: Sendable {
     public var values: [String: TorchValue]
     /// Wall-clock seconds of each phase on this rank.
     public var phases = LoadPhases()
+    /// Whether `.metadata` and the sidecar came from the checkpoint's index (`.ckpt-index`, which
+    /// matched them) rather than from decoding the pickle and the JSON.
+    public var metadataFromIndex = false
 }
 
 /// Where a load's time went on one rank (seconds, wall clock).
 public struct LoadPhases: Sendable, Codable, Hashable {
-    /// Reading, broadcasting and decoding `.metadata` (and the sidecar).
+    /// Reading, broadcasting and decoding `.metadata` (and the sidecar; or their index).
     public var metadata: Double = 0
     /// Planning overlaps and opening files.
     public var plan: Double = 0

@@ -501,6 +501,7 @@ struct RunContext {
         var verified = 0
         var phases: [LoadPhases] = []
         var readCounts = (reads: 0, direct: 0)
+        var fromIndex = true
         var raw: [Double] = []
         for index in 0..<options.repeats {
             repeatProgress(name, index)
@@ -526,6 +527,7 @@ struct RunContext {
             bufferPeak = max(bufferPeak, reports.map(\.peakBufferBytes).max() ?? 0)
             phases.append(contentsOf: reports.map(\.phases))
             readCounts = (reports.reduce(0) { $0 + $1.readCount }, reports.reduce(0) { $0 + $1.directReadCount })
+            fromIndex = fromIndex && reports.allSatisfy(\.metadataFromIndex)
             // Outside the timed region: check the bytes and the values.
             verified = 0
             for (rank, target) in targets.enumerated() {
@@ -543,6 +545,7 @@ struct RunContext {
                 "rank pool peak \(ByteFormat.binary(bufferPeak))",
                 "verified \(ByteFormat.binary(verified))\(options.fullVerify ? " (all)" : "")",
                 "\(readCounts.reads) reads, \(readCounts.direct) straight into tensor memory",
+                fromIndex ? "metadata from .ckpt-index" : "metadata decoded from .metadata",
                 Self.describe(phases),
             ])
             .withAdjacentRaw(seconds: raw, bytes: probeBytes)

@@ -236,9 +236,9 @@ struct SaveCoordinator {
         return (metadata, sidecar)
     }
 
-    /// Writes the checksum sidecar and `.metadata.tmp` (encoded, written and fsynced concurrently),
-    /// then renames `.metadata.tmp` to `.metadata` and fsyncs the directory: both files are durable
-    /// before `.metadata` appears.
+    /// Writes the checksum sidecar, `.metadata.tmp` and the index (concurrently; the first two
+    /// fsynced), then renames `.metadata.tmp` to `.metadata` and fsyncs the directory: both files
+    /// are durable before `.metadata` appears.
     func commit(
         results: [WriteResultMessage], prepared: PreparedCommit, engine: IOEngine, options: CheckpointOptions
     ) async throws {
@@ -246,22 +246,12 @@ struct SaveCoordinator {
         let target = writeDirectory
         let temporary = target + "/" + Checkpointer.metadataFileName + ".tmp"
         let writeChecksums = options.writeChecksums
-        async let sidecarWritten: Void = {
-            guard writeChecksums else { return }
-            let bytes = try sidecar.encoded()
-            try await Self.writeDurably(bytes, to: target + "/" + Checkpointer.checksumFileName, engine: engine)
-        }()
-        async let metadataWritten: Void = {
-            let bytes = metadata.encoded()
-            try await Self.writeDurably(bytes, to: temporary, engine: engine)
-        }()
-        var failure: (any Error)?
-        do { try await sidecarWritten } catch { failure = error }
-        do { try await metadataWritten } catch { failure = failure ?? error }
-        if let failure {
-            unlink(temporary)
-            throw failure
-        }
+        async let sidecarEncoded: [UInt8] = writeChecksums ? try sidecar.encoded() : []
+        let metadataBytes = metadata.encoded()
+        let sidecarBytes = try await sidecarEncoded
+        try await Self.writeCommitFiles(
+            metadata: (metadata, metadataBytes), sidecar: writeChecksums ? (sidecar, sidecarBytes) : nil,
+            directory: target, engine: engine)
         let committed = target + "/" + Checkpointer.metadataFileName
         try engine.rename(temporary, to: committed)
         do {
@@ -310,17 +300,50 @@ struct SaveCoordinator {
     }
 
     /// Writes `bytes` to a new file at `path` (buffered) and fsyncs it.
-    static func writeDurably(_ bytes: [UInt8], to path: String, engine: IOEngine) async throws {
+    static func writeDurably(_ bytes: [UInt8], to path: String, engine: IOEngine, sync: Bool = true) async throws {
         let file = try engine.open(path, mode: .write(create: true, truncate: true), direct: false)
         do {
             let staged = TensorBuffer(uninitializedByteCount: bytes.count)
             staged.bytes.copyBytes(from: bytes)
             try await engine.write(file, at: 0, from: UnsafeRawBufferPointer(staged.bytes))
-            try await engine.fsync(file)
+            if sync { try await engine.fsync(file) }
             try engine.close(file)
         } catch {
             try? engine.close(file)
             throw error
+        }
+    }
+
+    /// Writes a save's sidecar (when given) and `.metadata.tmp` durably, and its index (a cache
+    /// checked against both on every load, so it needs no fsync of its own: a lost or torn index
+    /// only sends the next load down the pickle path), all at once. On failure nothing named
+    /// `.metadata.tmp` is left.
+    static func writeCommitFiles(
+        metadata: (value: DCPMetadata, bytes: [UInt8]), sidecar: (value: ChecksumSidecar, bytes: [UInt8])?,
+        directory: String, engine: IOEngine
+    ) async throws {
+        let temporary = directory + "/" + Checkpointer.metadataFileName + ".tmp"
+        let index = directory + "/" + CommittedIndex.fileName
+        async let sidecarWritten: Void = {
+            guard let sidecar else { return }
+            try await writeDurably(sidecar.bytes, to: directory + "/" + Checkpointer.checksumFileName, engine: engine)
+        }()
+        async let metadataWritten: Void = writeDurably(metadata.bytes, to: temporary, engine: engine)
+        async let indexWritten: Void = {
+            let message = Wire.encode(
+                CommittedMessage(.committed(metadata.value, sidecar?.value)),
+                capacity: metadata.bytes.count / 2 + (sidecar?.bytes.count ?? 0) / 2 + 64)
+            let bytes = CommittedIndex.encode(metadata: metadata.bytes, sidecar: sidecar?.bytes ?? [], message: message)
+            try await writeDurably(bytes, to: index, engine: engine, sync: false)
+        }()
+        var failure: (any Error)?
+        do { try await sidecarWritten } catch { failure = error }
+        do { try await metadataWritten } catch { failure = failure ?? error }
+        do { try await indexWritten } catch { failure = failure ?? error }
+        if let failure {
+            unlink(temporary)
+            unlink(index)
+            throw failure
         }
     }
 }

@@ -46,6 +46,9 @@ public struct CheckpointInspection: Sendable, Codable {
     /// Whether a `.ckpt-checksums.json` sidecar is present, and whether it belongs to this save.
     public var hasChecksums: Bool
     public var checksumsMatchSave: Bool
+    /// The binary index (`.ckpt-index`): `current` (it matches `.metadata` and the sidecar, and
+    /// loads use it), `stale` (present but ignored) or `none`.
+    public var index: String
     /// Whether a Lightning `meta.pt` sits next to `.metadata`.
     public var hasLightningMeta: Bool
     public var tensors: [Tensor]
@@ -66,6 +69,8 @@ public struct CheckpointInspection: Sendable, Codable {
         var result = CheckpointInspection(
             directory: directory, worldSize: 0, formatVariant: "empty", dcpVersion: metadata.version,
             saveID: metadata.storageMeta?.saveID, hasChecksums: false, checksumsMatchSave: false,
+            index: reader.metadataFromIndex
+                ? "current" : fm.fileExists(atPath: directory + "/" + CommittedIndex.fileName) ? "stale" : "none",
             hasLightningMeta: fm.fileExists(atPath: directory + "/meta.pt"), tensors: [], values: [], files: [],
             totalTensorBytes: 0, totalChunks: 0, totalFileBytes: 0)
 
@@ -153,6 +158,7 @@ public struct CheckpointInspection: Sendable, Codable {
         lines.append("checkpoint   \(directory)")
         lines.append("format       DCP \(dcpVersion ?? "?"), \(formatVariant) records, saved by \(worldSize) rank\(worldSize == 1 ? "" : "s")")
         lines.append("checksums    \(hasChecksums ? (checksumsMatchSave ? "yes (.ckpt-checksums.json)" : "STALE (sidecar of another save)") : "no")")
+        lines.append("index        \(index == "current" ? "yes (.ckpt-index)" : index == "stale" ? "STALE (.ckpt-index of other files: ignored)" : "no")")
         lines.append("lightning    \(hasLightningMeta ? "yes (meta.pt)" : "no")")
         lines.append("")
         let tensorRows = tensors.map { t in

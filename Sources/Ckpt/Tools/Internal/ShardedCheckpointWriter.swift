@@ -214,12 +214,10 @@ struct ShardedCheckpointWriter {
                 saveID: saveID, loadID: nil, modules: []),
             version: "1.0.0")
         let encoded = metadata.encoded()
-        if writeChecksums {
-            try await SaveCoordinator.writeDurably(
-                try sidecar.encoded(), to: directory + "/" + Checkpointer.checksumFileName, engine: engine)
-        }
+        try await SaveCoordinator.writeCommitFiles(
+            metadata: (metadata, encoded), sidecar: writeChecksums ? (sidecar, try sidecar.encoded()) : nil,
+            directory: directory, engine: engine)
         let temporary = directory + "/" + Checkpointer.metadataFileName + ".tmp"
-        try await SaveCoordinator.writeDurably(encoded, to: temporary, engine: engine)
         guard rename(temporary, directory + "/" + Checkpointer.metadataFileName) == 0 else {
             throw CheckpointError(.io, "cannot rename '\(temporary)': \(String(cString: strerror(errno)))")
         }
