@@ -32,7 +32,7 @@ struct SharedOptions: ParsableArguments {
     var noProgress = false
 
     @Option(name: .customLong("piece-mib"), help: "Size of the buffer tensors are streamed through, in MiB.")
-    var pieceMiB = 32
+    var pieceMiB = 64
 
     func validate() throws {
         guard (1...1024).contains(pieceMiB) else { throw ValidationError("--piece-mib must be between 1 and 1024") }
