@@ -161,7 +161,8 @@ public struct Consolidator: Sendable {
         let batches = Self.batches(sources, maxBytes: slotBytes)
         let ahead = slots - 1
         var done = 0
-        var loads: [Int: Task<Void, any Error>] = [:]
+        var loads: [Int: Task<[UInt32], any Error>] = [:]
+        let zipCRC = format == .torchSave
         do {
             if var w = torchWriter {
                 try await out.append(try w.start())
@@ -170,19 +171,24 @@ public struct Consolidator: Sendable {
                 try await out.append(safetensorsHeader)
             }
             for index in 0..<min(ahead, batches.count) {
-                loads[index] = Self.prefetch(batches[index], sources: sources, into: buffers[index % slots], reader: reader)
+                loads[index] = Self.prefetch(
+                    batches[index], sources: sources, into: buffers[index % slots], reader: reader, crc: zipCRC)
             }
             var crc: UInt32 = 0
             for (index, batch) in batches.enumerated() {
-                try await loads.removeValue(forKey: index)?.value
+                let crcs = try await loads.removeValue(forKey: index)?.value ?? []
+                guard !zipCRC || crcs.count == batch.items.count else {
+                    throw CheckpointError(.aborted, "internal error: \(crcs.count) checksums for \(batch.items.count) blocks")
+                }
                 let piece = buffers[index % slots]
                 // The slot of the previous batch (written out, copied into staging) loads the next one.
                 let upcoming = index + ahead
                 if upcoming < batches.count {
-                    loads[upcoming] = Self.prefetch(batches[upcoming], sources: sources, into: buffers[upcoming % slots], reader: reader)
+                    loads[upcoming] = Self.prefetch(
+                        batches[upcoming], sources: sources, into: buffers[upcoming % slots], reader: reader, crc: zipCRC)
                 }
                 do {
-                    for item in batch.items {
+                    for (k, item) in batch.items.enumerated() {
                         if item.first, var w = torchWriter {
                             try await out.append(try w.beginStorage())
                             torchWriter = w
@@ -195,8 +201,10 @@ public struct Consolidator: Sendable {
                             try await out.append(bytes)
                         case .checkpoint:
                             let bytes = UnsafeRawBufferPointer(rebasing: piece.bytes[item.at..<(item.at + item.bytes)])
-                            // The zip's CRC-32 (safetensors has none).
-                            if item.bytes > 0, torchWriter != nil { crc = ckpt_crc32_update(crc, bytes.baseAddress, item.bytes) }
+                            // The zip's CRC-32 (safetensors has none), of each block computed by its load.
+                            if item.bytes > 0, zipCRC {
+                                crc = ckpt_crc32_combine(crc, crcs[k], UInt64(item.bytes))
+                            }
                             try await out.append(bytes)
                             done += item.bytes
                             progress?(done, report.tensorBytes)
@@ -284,8 +292,12 @@ public struct Consolidator: Sendable {
         return batches
     }
 
-    /// Starts loading a batch's blocks into `buffer` (one load for all of them).
-    static func prefetch(_ batch: Batch, sources: [Source], into buffer: TensorBuffer, reader: CheckpointReader) -> Task<Void, any Error> {
+    /// Starts loading a batch's blocks into `buffer` (one load for all of them); with `crc`, then
+    /// computes each item's CRC-32 (0 for items that are not checkpoint blocks), so that the zip's
+    /// checksums are computed by the loading tasks, beside the writing loop.
+    static func prefetch(
+        _ batch: Batch, sources: [Source], into buffer: TensorBuffer, reader: CheckpointReader, crc: Bool
+    ) -> Task<[UInt32], any Error> {
         var chunks: [String: (dtype: DType, shape: [Int], chunks: [TensorChunk])] = [:]
         var order: [String] = []
         for item in batch.items where item.bytes > 0 {
@@ -302,8 +314,16 @@ public struct Consolidator: Sendable {
             state.set(fqn, .tensor(TensorEntry(dtype: entry.dtype, globalShape: entry.shape, chunks: entry.chunks)))
         }
         let request = state
+        let items = batch.items
+        let isBlock = items.map { item in
+            if case .checkpoint = sources[item.source] { return item.bytes > 0 } else { return false }
+        }
         return Task {
             if request.count > 0 { _ = try await reader.load(into: request) }
+            guard crc else { return [] }
+            return zip(items, isBlock).map { item, block in
+                block ? ckpt_crc32_update(0, buffer.bytes.baseAddress.map { $0 + item.at }, item.bytes) : 0
+            }
         }
     }
 

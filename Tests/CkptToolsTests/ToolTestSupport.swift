@@ -22,6 +22,11 @@ enum ToolTest {
     /// fqn (path keys joined with ".") -> (dtype, shape, sha256) of every tensor of a torch.save file.
     static func torchSaveTensors(_ path: String) throws -> [String: (dtype: DType, shape: [Int], sha: String)] {
         let data = try bytes(path)
+        // Every zip entry's CRC-32 holds (torch.load does not check them; zip tools do).
+        let archive = try ZipArchive(parsing: data)
+        try data.withUnsafeBytes { raw in
+            for entry in archive.entries { try ZipArchive.verifyCRC(entry, in: raw) }
+        }
         let file = try TorchSaveFile(parsing: data)
         var out: [String: (dtype: DType, shape: [Int], sha: String)] = [:]
         for (keys, t) in file.value.tensors() {
