@@ -444,9 +444,20 @@ enum MetadataEncoder {
 
     /// Rank encoded in a `__{rank}_{i}.distcp` / `__{rank}.distcp` name.
     static func rank(ofPath path: String) -> Int? {
-        guard path.hasPrefix("__") else { return nil }
-        let digits = path.dropFirst(2).prefix { $0.isNumber }
-        return Int(digits)
+        // ASCII digits over UTF-8 bytes (Character.isNumber asks Unicode tables, per file name
+        // of every storage entry: a quarter of the encoding time on a large model).
+        var utf8 = path.utf8.makeIterator()
+        guard utf8.next() == UInt8(ascii: "_"), utf8.next() == UInt8(ascii: "_") else { return nil }
+        var value = 0
+        var digits = 0
+        while let byte = utf8.next(), byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") {
+            let (times, o1) = value.multipliedReportingOverflow(by: 10)
+            let (sum, o2) = times.addingReportingOverflow(Int(byte - UInt8(ascii: "0")))
+            guard !o1, !o2 else { return nil }
+            value = sum
+            digits += 1
+        }
+        return digits > 0 ? value : nil
     }
 
     /// fqns whose state-dict key object is the same as the planner-data key object under the
