@@ -178,7 +178,11 @@ extension Checkpointer {
             let sidecarPath = directory + "/" + checksumFileName
             let indexPath = directory + "/" + CommittedIndex.fileName
             let wantSidecar = sidecar && FileManager.default.fileExists(atPath: sidecarPath)
-            let wantIndex = FileManager.default.fileExists(atPath: indexPath)
+            // The index is read only when its size is plausible for the files it claims to match
+            // (its wire form is smaller than the pickle and the JSON together): a huge file there
+            // is not read into memory.
+            let wantIndex = CommittedIndex.plausibleSize(
+                Self.fileSize(indexPath), metadata: Self.fileSize(path), sidecar: Self.fileSize(sidecarPath))
             // An optional sidecar (only a hint) that cannot be read counts as missing.
             async let sidecarBytes: [UInt8] = wantSidecar
                 ? (optional ? ((try? await readWholeFile(sidecarPath, engine: engine)) ?? []) : try await readWholeFile(sidecarPath, engine: engine))
@@ -189,6 +193,11 @@ extension Checkpointer {
         } catch {
             return [Wire.errorBytes(CheckpointError(.io, "cannot read '\(path)'", underlying: error)), [], [], []]
         }
+    }
+
+    /// The size of the file at `path`, nil when it cannot be known.
+    static func fileSize(_ path: String) -> Int? {
+        (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int
     }
 
     /// Reads a whole (small) file through the engine.

@@ -93,6 +93,17 @@ import Testing
         await engine.shutdown()
     }
 
+    /// A huge file named `.ckpt-index` is not read into memory.
+    @Test func onlyAnIndexOfPlausibleSizeIsRead() {
+        #expect(CommittedIndex.plausibleSize(100_000, metadata: 400_000, sidecar: 400_000))
+        #expect(CommittedIndex.plausibleSize(1 << 20, metadata: 1000, sidecar: nil))
+        #expect(!CommittedIndex.plausibleSize((1 << 20) + 2001, metadata: 1000, sidecar: nil))
+        #expect(!CommittedIndex.plausibleSize(10 << 30, metadata: 400_000, sidecar: 400_000))
+        #expect(!CommittedIndex.plausibleSize(nil, metadata: 1000, sidecar: 1000))
+        #expect(!CommittedIndex.plausibleSize(100, metadata: nil, sidecar: 1000))
+        #expect(!CommittedIndex.plausibleSize(CommittedIndex.headerSize - 1, metadata: 1000, sidecar: 1000))
+    }
+
     /// Every way the index can fail to belong to the files sends the load down the pickle path,
     /// with the same tensors.
     @Test func anIndexThatDoesNotMatchIsIgnored() async throws {
@@ -108,6 +119,7 @@ import Testing
             ("missing", nil), ("empty", []), ("truncated header", Array(good.prefix(header - 1))),
             ("truncated body", Array(good.dropLast())), ("longer", good + [0]),
             ("another save's", try Self.read(other + "/" + CommittedIndex.fileName)),
+            ("oversized (not read)", good + [UInt8](repeating: 0, count: 3 << 20)),
         ]
         // One flipped byte anywhere: the magic, each header field, the wire header, the body.
         for at in [0, 8, 16, 24, 32, 40, 48, header, header + 3, header + 9, good.count / 2, good.count - 1] {

@@ -54,6 +54,14 @@ enum CommittedIndex {
         return body
     }
 
+    /// Whether an index of `size` bytes is worth reading next to a `.metadata` and a sidecar of
+    /// these sizes (nil: unknown or absent): at most twice their sum plus 1 MiB, where the index
+    /// that ckpt writes is well under their sum.
+    static func plausibleSize(_ size: Int?, metadata: Int?, sidecar: Int?) -> Bool {
+        guard let size, let metadata, size >= headerSize else { return false }
+        return size <= 2 * (metadata + (sidecar ?? 0)) + (1 << 20)
+    }
+
     private static func hash(_ bytes: [UInt8]) -> UInt64 {
         bytes.withUnsafeBytes { ckpt_xxh3_64($0.baseAddress, $0.count) }
     }
