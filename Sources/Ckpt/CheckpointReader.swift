@@ -22,17 +22,14 @@ public struct CheckpointReader: Sendable {
     /// matches them.
     public init(directory: String, engine: IOEngine, options: CheckpointOptions = CheckpointOptions()) async throws {
         let verify = options.verifyChecksums
-        let parts = await Checkpointer.readCommitted(directory, engine: engine, sidecar: true, optional: !verify)
-        if !parts[0].isEmpty { throw Wire.decodeError(parts[0]) }
+        let files = try await Checkpointer.readCommitted(directory, engine: engine, optional: !verify)
         let metadata: DCPMetadata
-        var sidecar: ChecksumSidecar?
-        if let message = CommittedIndex.message(in: parts[3], metadata: parts[1], sidecar: parts[2]) {
-            (metadata, sidecar, _) = try Checkpointer.committed(
-                [CommittedSource.index.rawValue] + message, directory: directory, verify: verify)
+        let sidecar: ChecksumSidecar?
+        if let message = files.indexMessage {
+            (metadata, sidecar) = try Checkpointer.decodeIndex(message, directory: directory, verify: verify)
             metadataFromIndex = true
         } else {
-            (metadata, sidecar) = try await Checkpointer.decodeCommitted(
-                directory: directory, metadata: parts[1], sidecar: parts[2], verify: verify)
+            (metadata, sidecar) = try await Checkpointer.decodeCommitted(files, directory: directory, verify: verify)
             metadataFromIndex = false
         }
         self.directory = directory

@@ -24,42 +24,43 @@ extension Checkpointer {
         // otherwise rank 0 decodes and checks the files and sends what it decoded.
         var answer: [UInt8]?
         var mine: (metadata: DCPMetadata, sidecar: ChecksumSidecar?)?
+        var indexMessage: [UInt8]?
         var localError: (any Error)?
+        let shares = communicator.worldSize > 1
         if isCoordinator {
-            let parts = await Self.readCommitted(
-                directory, engine: engine, sidecar: true, optional: !options.verifyChecksums)
-            if parts[0].isEmpty, let message = CommittedIndex.message(in: parts[3], metadata: parts[1], sidecar: parts[2]) {
-                answer = [CommittedSource.index.rawValue] + message
-            } else {
-                let content: CommittedMessage.Content
-                do {
-                    if !parts[0].isEmpty { throw Wire.decodeError(parts[0]) }
-                    let decoded = try await Self.decodeCommitted(
-                        directory: directory, metadata: parts[1], sidecar: parts[2], verify: options.verifyChecksums)
+            do {
+                let files = try await Self.readCommitted(directory, engine: engine, optional: !options.verifyChecksums)
+                if let message = files.indexMessage {
+                    indexMessage = message
+                    answer = shares ? [CommittedSource.index.rawValue] + message : []
+                } else {
+                    let decoded = try await Self.decodeCommitted(files, directory: directory, verify: options.verifyChecksums)
                     mine = decoded
-                    content = .committed(decoded.0, decoded.1)
-                } catch {
-                    localError = error
-                    content = .failure(ErrorMessage(
-                        error as? CheckpointError ?? CheckpointError(.io, "reading '\(directory)'", underlying: error)))
+                    answer = shares
+                        ? [CommittedSource.files.rawValue] + Wire.encode(
+                            CommittedMessage(.committed(decoded.0, decoded.1)),
+                            capacity: files.metadata.count + files.sidecar.count / 2 + 64)
+                        : []
                 }
-                answer = communicator.worldSize > 1
-                    ? [CommittedSource.files.rawValue]
-                        + Wire.encode(CommittedMessage(content), capacity: parts[1].count + parts[2].count / 2 + 64)
-                    : []
+            } catch {
+                localError = error
+                let failure = ErrorMessage(
+                    error as? CheckpointError ?? CheckpointError(.io, "reading '\(directory)'", underlying: error))
+                answer = shares ? [CommittedSource.files.rawValue] + Wire.encode(CommittedMessage(.failure(failure))) : []
             }
         }
-        let received = try await communicator.broadcast(
-            isCoordinator ? (communicator.worldSize > 1 ? answer ?? [] : []) : nil, root: 0)
+        let received = try await communicator.broadcast(isCoordinator ? answer ?? [] : nil, root: 0)
         if let localError { throw localError }
         let metadata: DCPMetadata
         var sidecar: ChecksumSidecar?
         var fromIndex = false
         if let mine {
             (metadata, sidecar) = mine
+        } else if let indexMessage {
+            (metadata, sidecar) = try Self.decodeIndex(indexMessage, directory: directory, verify: options.verifyChecksums)
+            fromIndex = true
         } else {
-            let message = isCoordinator ? (answer ?? []) : received
-            (metadata, sidecar, fromIndex) = try Self.committed(message, directory: directory, verify: options.verifyChecksums)
+            (metadata, sidecar, fromIndex) = try Self.committed(received, directory: directory, verify: options.verifyChecksums)
         }
         let hints = sidecar
         if !options.verifyChecksums {
@@ -82,8 +83,9 @@ extension Checkpointer {
     /// two are decoded concurrently (each takes milliseconds on a large model, and every rank
     /// waits for them).
     static func decodeCommitted(
-        directory: String, metadata bytes: [UInt8], sidecar sidecarBytes: [UInt8], verify: Bool
+        _ files: CommittedFiles, directory: String, verify: Bool
     ) async throws -> (DCPMetadata, ChecksumSidecar?) {
+        let bytes = files.metadata, sidecarBytes = files.sidecar
         let metadataPath = directory + "/" + metadataFileName
         let sidecarPath = directory + "/" + checksumFileName
         async let parsedSidecar: Result<ChecksumSidecar, any Error>? = sidecarBytes.isEmpty
@@ -141,43 +143,60 @@ extension Checkpointer {
             case .committed(let metadata, let sidecar): return (metadata, sidecar, false)
             }
         case .index:
-            let path = directory + "/" + CommittedIndex.fileName
-            let content: CommittedMessage.Content
-            do {
-                content = try Wire.decode(CommittedMessage.self, body).content
-            } catch {
-                throw CheckpointError(.corrupt, "'\(path)': \(error.message)", underlying: error)
-            }
-            guard case .committed(let metadata, let sidecar) = content else {
-                throw CheckpointError(.corrupt, "'\(path)' holds an error instead of the checkpoint's metadata")
-            }
-            return (metadata, try acceptSidecar(sidecar.map { .success($0) }, metadata: metadata, directory: directory, verify: verify), true)
+            let (metadata, sidecar) = try decodeIndex(body, directory: directory, verify: verify)
+            return (metadata, sidecar, true)
         }
     }
 
-    /// Reads `.metadata`, the checksum sidecar when `sidecar` and present (when `optional`, a
-    /// sidecar that cannot be read counts as absent), and the index when present (a cache: one
-    /// that cannot be read counts as absent), all at once: [error, metadata, sidecar, index] byte
-    /// strings.
-    static func readCommitted(_ directory: String, engine: IOEngine, sidecar: Bool, optional: Bool = false) async -> [[UInt8]] {
+    /// Decodes the index's message (rank 0 sends it without decoding it, so each rank checks it
+    /// alike): the metadata and the sidecar it holds.
+    static func decodeIndex(
+        _ message: [UInt8], directory: String, verify: Bool
+    ) throws -> (DCPMetadata, ChecksumSidecar?) {
+        let path = directory + "/" + CommittedIndex.fileName
+        let content: CommittedMessage.Content
+        do {
+            content = try Wire.decode(CommittedMessage.self, message).content
+        } catch {
+            throw CheckpointError(.corrupt, "'\(path)': \(error.message)", underlying: error)
+        }
+        guard case .committed(let metadata, let sidecar) = content else {
+            throw CheckpointError(.corrupt, "'\(path)' holds an error instead of the checkpoint's metadata")
+        }
+        return (metadata, try acceptSidecar(sidecar.map { .success($0) }, metadata: metadata, directory: directory, verify: verify))
+    }
+
+    /// A committed checkpoint's small files as read: `.metadata`, the checksum sidecar and the
+    /// index (empty when absent).
+    struct CommittedFiles {
+        var metadata: [UInt8]
+        var sidecar: [UInt8]
+        var index: [UInt8]
+
+        /// The index's message, when the index belongs to exactly these `.metadata` and sidecar.
+        var indexMessage: [UInt8]? { CommittedIndex.message(in: index, metadata: metadata, sidecar: sidecar) }
+    }
+
+    /// Reads `.metadata`, the checksum sidecar when present (when `optional`, a sidecar that
+    /// cannot be read counts as absent) and the index when present (a cache: one that cannot be
+    /// read counts as absent), all at once. Throws when `directory` holds no committed checkpoint
+    /// or `.metadata` cannot be read.
+    static func readCommitted(_ directory: String, engine: IOEngine, optional: Bool) async throws -> CommittedFiles {
         let path = directory + "/" + metadataFileName
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
-            return [Wire.errorBytes(CheckpointError(.invalidArgument, "'\(directory)' is not a directory")), [], [], []]
+            throw CheckpointError(.invalidArgument, "'\(directory)' is not a directory")
         }
         guard FileManager.default.fileExists(atPath: path) else {
-            return [
-                Wire.errorBytes(CheckpointError(
-                    .incompleteCheckpoint,
-                    "'\(directory)' holds no committed checkpoint: '\(metadataFileName)' is missing (an interrupted save, or not a DCP checkpoint)")),
-                [], [], [],
-            ]
+            throw CheckpointError(
+                .incompleteCheckpoint,
+                "'\(directory)' holds no committed checkpoint: '\(metadataFileName)' is missing (an interrupted save, or not a DCP checkpoint)")
         }
         do {
             // Each is a cold read of a few hundred KB.
             let sidecarPath = directory + "/" + checksumFileName
             let indexPath = directory + "/" + CommittedIndex.fileName
-            let wantSidecar = sidecar && FileManager.default.fileExists(atPath: sidecarPath)
+            let wantSidecar = FileManager.default.fileExists(atPath: sidecarPath)
             // The index is read only when its size is plausible for the files it claims to match
             // (its wire form is smaller than the pickle and the JSON together): a huge file there
             // is not read into memory.
@@ -189,9 +208,9 @@ extension Checkpointer {
                 : []
             async let indexBytes: [UInt8] = wantIndex ? ((try? await readWholeFile(indexPath, engine: engine)) ?? []) : []
             let metadata = try await readWholeFile(path, engine: engine)
-            return [[], metadata, try await sidecarBytes, await indexBytes]
+            return CommittedFiles(metadata: metadata, sidecar: try await sidecarBytes, index: await indexBytes)
         } catch {
-            return [Wire.errorBytes(CheckpointError(.io, "cannot read '\(path)'", underlying: error)), [], [], []]
+            throw CheckpointError(.io, "cannot read '\(path)'", underlying: error)
         }
     }
 
@@ -551,14 +570,6 @@ struct LoadExecution {
             switch self {
             case .group(_, let start, _, _), .head(_, let start, _, _), .span(_, let start, _, _): start
             case .planned(_, let read): read.offset
-            }
-        }
-
-        /// Bytes the read transfers (about).
-        var length: Int {
-            switch self {
-            case .group(_, let start, let end, _), .head(_, let start, let end, _), .span(_, let start, let end, _): end - start
-            case .planned(_, let read): read.length
             }
         }
     }

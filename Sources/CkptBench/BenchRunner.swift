@@ -108,15 +108,13 @@ public struct BenchRunner: Sendable {
         }
         let withinRaw = 0.95
         for scenario in scenarios {
-            let against: String
             switch (scenario.group, scenario.direction) {
-            case ("sharded", .save): against = "raw write"
-            case ("sharded", .load), ("resharded", .load): against = "raw read"
-            case ("consolidation", .copy): against = "raw copy"
+            case ("sharded", .save), ("sharded", .load), ("resharded", .load), ("consolidation", .copy): break
             default: continue
             }
             if let r = ratio(scenario) {
-                checks.append(.ratio("\(scenario.name) vs \(against)", value: r, bound: withinRaw))
+                checks.append(.ratio(
+                    "\(scenario.name) vs raw \(scenario.direction.rawMeasurement)", value: r, bound: withinRaw))
             }
         }
         let budget = 64 << 20

@@ -80,7 +80,7 @@ import Testing
         let fromIndex = try Checkpointer.committed(
             [CommittedSource.index.rawValue] + message, directory: path, verify: true)
         let fromFiles = try await Checkpointer.decodeCommitted(
-            directory: path, metadata: metadata, sidecar: sidecar, verify: true)
+            .init(metadata: metadata, sidecar: sidecar, index: []), directory: path, verify: true)
         #expect(fromIndex.metadata == fromFiles.0)
         #expect(fromIndex.sidecar == fromFiles.1)
         #expect(fromIndex.fromIndex)
