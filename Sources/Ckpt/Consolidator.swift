@@ -117,7 +117,10 @@ public struct Consolidator: Sendable {
             let archive = (output as NSString).lastPathComponent.split(separator: ".").first.map(String.init) ?? "archive"
             var writer: TorchSaveWriter
             do {
-                writer = try TorchSaveWriter(value: tree, archiveName: archive.isEmpty ? "archive" : archive)
+                // Storages 4096-aligned (as in `.distcp` records), so that they are written
+                // straight from the buffers they are read into.
+                writer = try TorchSaveWriter(
+                    value: tree, archiveName: archive.isEmpty ? "archive" : archive, alignment: RecordFileWriter.alignment)
             } catch {
                 throw CheckpointError(.invalidArgument, "cannot lay out '\(output)': \(error)", underlying: error)
             }
@@ -147,6 +150,16 @@ public struct Consolidator: Sendable {
         let file = try engine.open(temporary, mode: .write(create: true, truncate: true), direct: options.direct)
         let out = RecordFileWriter(engine: engine, file: file)
         out.stagingWritesInFlight = max(2, engine.buffers.bufferCount * 3 / 4)
+        // The file's exact length reserved up front (its layout does not depend on the bytes):
+        // grown in steps and trimmed at the end, the blocks freed by the trim were discarded
+        // inside the final fsync, about 0.1 s of a 1 GiB consolidation on the benchmark's disk.
+        let expected: Int
+        if let torchWriter {
+            expected = try Self.archiveLength(torchWriter)
+        } else {
+            expected = safetensorsHeader.count + report.tensorBytes
+        }
+        try out.reserve(expected)
         // The piece budget in `slots` buffers: up to `slots - 1` batches load ahead while one is
         // checksummed and written, and the writer keeps most of the pool in flight. A disk serves
         // a copy's reads and writes one after the other; with one batch loading at a time the
@@ -181,39 +194,39 @@ public struct Consolidator: Sendable {
                     throw CheckpointError(.aborted, "internal error: \(crcs.count) checksums for \(batch.items.count) blocks")
                 }
                 let piece = buffers[index % slots]
-                // The slot of the previous batch (written out, copied into staging) loads the next one.
+                for (k, item) in batch.items.enumerated() {
+                    if item.first, var w = torchWriter {
+                        try await out.append(try w.beginStorage())
+                        torchWriter = w
+                        crc = 0
+                    }
+                    switch sources[item.source] {
+                    case .meta(let range):
+                        let bytes = Array(metaBytes[range])
+                        crc = bytes.withUnsafeBytes { ckpt_crc32_update(crc, $0.baseAddress, $0.count) }
+                        try await out.append(bytes)
+                    case .checkpoint:
+                        // The zip's CRC-32 (safetensors has none), of each block computed by its load.
+                        if item.bytes > 0, zipCRC {
+                            crc = ckpt_crc32_combine(crc, crcs[k], UInt64(item.bytes))
+                        }
+                        // Written from the slot itself where the file position is aligned.
+                        try await out.append(piece, byteOffset: item.at, count: item.bytes)
+                        done += item.bytes
+                        progress?(done, report.tensorBytes)
+                    }
+                    if item.last, var w = torchWriter {
+                        try await out.append(try w.endStorage(crc32: crc))
+                        torchWriter = w
+                    }
+                }
+                // The previous batch's slot loads the next batch once its writes are done; this
+                // batch's writes are queued first, so the device has them meanwhile.
                 let upcoming = index + ahead
                 if upcoming < batches.count {
-                    loads[upcoming] = Self.prefetch(
-                        batches[upcoming], sources: sources, into: buffers[upcoming % slots], reader: reader, crc: zipCRC)
-                }
-                do {
-                    for (k, item) in batch.items.enumerated() {
-                        if item.first, var w = torchWriter {
-                            try await out.append(try w.beginStorage())
-                            torchWriter = w
-                            crc = 0
-                        }
-                        switch sources[item.source] {
-                        case .meta(let range):
-                            let bytes = Array(metaBytes[range])
-                            crc = bytes.withUnsafeBytes { ckpt_crc32_update(crc, $0.baseAddress, $0.count) }
-                            try await out.append(bytes)
-                        case .checkpoint:
-                            let bytes = UnsafeRawBufferPointer(rebasing: piece.bytes[item.at..<(item.at + item.bytes)])
-                            // The zip's CRC-32 (safetensors has none), of each block computed by its load.
-                            if item.bytes > 0, zipCRC {
-                                crc = ckpt_crc32_combine(crc, crcs[k], UInt64(item.bytes))
-                            }
-                            try await out.append(bytes)
-                            done += item.bytes
-                            progress?(done, report.tensorBytes)
-                        }
-                        if item.last, var w = torchWriter {
-                            try await out.append(try w.endStorage(crc32: crc))
-                            torchWriter = w
-                        }
-                    }
+                    let slot = buffers[upcoming % slots]
+                    try await out.waitForWrites(from: slot)
+                    loads[upcoming] = Self.prefetch(batches[upcoming], sources: sources, into: slot, reader: reader, crc: zipCRC)
                 }
             }
             if var w = torchWriter { try await out.append(try w.finish()) }
@@ -232,6 +245,17 @@ public struct Consolidator: Sendable {
         }
         report.peakWorkingBytes = slots * slotBytes + engine.buffers.peakHeldBytes
         return report
+    }
+
+    /// The archive's exact length: its layout does not depend on the payloads or their CRCs.
+    static func archiveLength(_ writer: TorchSaveWriter) throws -> Int {
+        var w = writer
+        var length = try w.start().count
+        for storage in w.storages {
+            length += try w.beginStorage().count + storage.byteCount
+            length += try w.endStorage(crc32: 0).count
+        }
+        return length + (try w.finish().count)
     }
 
     /// Buffers the piece budget is split into (batches loading ahead: one less).
@@ -267,7 +291,7 @@ public struct Consolidator: Sendable {
             case .meta:
                 items = [Item(source: index)]
             case .checkpoint(_, let dtype, let shape):
-                for block in blocks(shape: shape, elementSize: dtype.itemSize, maxBytes: maxBytes) {
+                for block in blocks(shape: shape, elementSize: dtype.itemSize, maxBytes: maxBytes, granule: RecordFileWriter.alignment) {
                     items.append(Item(
                         source: index, offsets: block.offsets, sizes: block.sizes,
                         bytes: block.sizes.reduce(1, *) * dtype.itemSize))
@@ -328,7 +352,9 @@ public struct Consolidator: Sendable {
     }
 
     /// C-order blocks of a tensor, each contiguous and at most `maxBytes` (one element at least).
-    static func blocks(shape: [Int], elementSize: Int, maxBytes: Int) -> [(offsets: [Int], sizes: [Int])] {
+    /// Where it fits, a block's length is a multiple of `granule` bytes (so that consecutive blocks
+    /// of a tensor stay aligned in a file).
+    static func blocks(shape: [Int], elementSize: Int, maxBytes: Int, granule: Int = 1) -> [(offsets: [Int], sizes: [Int])] {
         if shape.isEmpty { return [([], [])] }
         if shape.contains(0) { return [(Array(repeating: 0, count: shape.count), shape)] }
         // Split dimension k: the outermost whose trailing block (dims k+1...) fits.
@@ -340,7 +366,9 @@ public struct Consolidator: Sendable {
             k = d
         }
         let trailing = shape[(k + 1)...].reduce(elementSize, *)
-        let step = max(1, maxBytes / trailing)
+        var step = max(1, maxBytes / trailing)
+        let rows = granule / gcd(trailing, granule)
+        if step >= rows { step -= step % rows }
         if k == 0 && step >= shape[0] { return [(Array(repeating: 0, count: shape.count), shape)] }
         var out: [(offsets: [Int], sizes: [Int])] = []
         var index = [Int](repeating: 0, count: k)  // over dims 0..<k
@@ -364,6 +392,12 @@ public struct Consolidator: Sendable {
             if d < 0 { break }
         }
         return out
+    }
+
+    static func gcd(_ a: Int, _ b: Int) -> Int {
+        var (a, b) = (a, b)
+        while b != 0 { (a, b) = (b, a % b) }
+        return a
     }
 
     /// The nested value `dcp_to_torch_save` saves: entries placed at their `planner_data` paths.

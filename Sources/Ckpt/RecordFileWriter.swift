@@ -35,9 +35,10 @@ public final class RecordFileWriter {
     /// with it, so a writer waiting for a new buffer never sits on finished ones (no deadlock when
     /// many writers share one pool).
     private var inFlight: [Task<Void, any Error>] = []
-    /// Direct payload writes in flight (from caller memory: they hold no pool buffer). Several
-    /// records' payloads overlap, so the device queue does not drain between records.
-    private var payloadsInFlight: [Task<Void, any Error>] = []
+    /// Direct payload writes in flight (from caller memory: they hold no pool buffer), each with
+    /// the buffers it reads from. Several records' payloads overlap, so the device queue does not
+    /// drain between records.
+    private var payloadsInFlight: [(task: Task<Void, any Error>, owners: [ObjectIdentifier])] = []
     private let maxPayloadsInFlight = 16
     /// Writes from memory that outlives them (payloads, copied-out headers), consecutive in the
     /// file, not yet issued: they go out as one vectored write of up to `batchLimit` bytes, so
@@ -118,21 +119,48 @@ public final class RecordFileWriter {
     func appendPayload(
         _ buffer: TensorBuffer, byteOffset: Int, count: Int, crc: Bool, xxh3: Bool
     ) async throws -> PayloadHashes {
-        precondition(position % Self.alignment == 0, "direct payload at unaligned position")
-        let alignedCount = count - count % Self.alignment
-        var hashes = PayloadHashes()
-        if alignedCount > 0 {
-            try await flushStaging()
-            try ensureAllocated(upTo: position + alignedCount)
-            try await enqueue(at: position, owner: buffer, offset: byteOffset, count: alignedCount)
-            hashes = await PayloadHashes.compute(buffer, offset: byteOffset, count: count, crc: crc, xxh3: xxh3)
-            position += alignedCount
-            stagingStart = position
-        } else {
-            hashes = await PayloadHashes.compute(buffer, offset: byteOffset, count: count, crc: crc, xxh3: xxh3)
-        }
+        let alignedCount = try await enqueueDirect(buffer, byteOffset: byteOffset, count: count)
+        let hashes = await PayloadHashes.compute(buffer, offset: byteOffset, count: count, crc: crc, xxh3: xxh3)
         try await append(UnsafeRawBufferPointer(rebasing: buffer.bytes[(byteOffset + alignedCount)..<(byteOffset + count)]))
         return hashes
+    }
+
+    /// Appends `count` bytes of `buffer` at `byteOffset`: when both the file position and the
+    /// memory are aligned, the aligned part is written straight from the buffer's memory (then the
+    /// buffer must not change until ``waitForWrites(from:)`` returns), the rest copied into
+    /// staging; otherwise all of it is copied.
+    public func append(_ buffer: TensorBuffer, byteOffset: Int, count: Int) async throws {
+        var direct = 0
+        if position % Self.alignment == 0, let base = buffer.bytes.baseAddress,
+            Int(bitPattern: base + byteOffset) % Self.alignment == 0
+        {
+            direct = try await enqueueDirect(buffer, byteOffset: byteOffset, count: count)
+        }
+        try await append(UnsafeRawBufferPointer(rebasing: buffer.bytes[(byteOffset + direct)..<(byteOffset + count)]))
+    }
+
+    /// Queues the write of the aligned part of `count` bytes of `buffer` straight from its memory
+    /// at the (aligned) file position; returns its length.
+    private func enqueueDirect(_ buffer: TensorBuffer, byteOffset: Int, count: Int) async throws -> Int {
+        precondition(position % Self.alignment == 0, "direct payload at unaligned position")
+        let alignedCount = count - count % Self.alignment
+        guard alignedCount > 0 else { return 0 }
+        try await flushStaging()
+        try ensureAllocated(upTo: position + alignedCount)
+        try await enqueue(at: position, owner: buffer, offset: byteOffset, count: alignedCount)
+        position += alignedCount
+        stagingStart = position
+        return alignedCount
+    }
+
+    /// Waits until no write in flight or queued reads from `buffer`'s memory (after which the
+    /// caller may change it).
+    public func waitForWrites(from buffer: TensorBuffer) async throws {
+        let id = ObjectIdentifier(buffer)
+        if batch.contains(where: { $0.owner === buffer }) { try await issueBatch() }
+        while let index = payloadsInFlight.firstIndex(where: { $0.owners.contains(id) }) {
+            try await payloadsInFlight.remove(at: index).task.value
+        }
     }
 
     /// Writes what is staged, waits for every transfer, truncates to the logical end.
@@ -151,7 +179,7 @@ public final class RecordFileWriter {
     public func abandon() async {
         batch.removeAll()
         batchLength = 0
-        for task in inFlight + payloadsInFlight { _ = try? await task.value }
+        for task in inFlight + payloadsInFlight.map(\.task) { _ = try? await task.value }
         inFlight.removeAll()
         payloadsInFlight.removeAll()
         if let staging { engine.buffers.release(staging) }
@@ -209,15 +237,20 @@ public final class RecordFileWriter {
     }
 
     /// Queues a write of `count` bytes of `owner` at `offset` to file offset `at`: joins the
-    /// batch when it follows it, else the batch is issued first; a full batch is issued.
+    /// batch when it follows it, else the batch is issued first. A batch is issued when it holds
+    /// `batchLimit` bytes (a piece that does not fit is split), so the device sees requests of
+    /// its largest size rather than a large one followed by a small remainder.
     private func enqueue(at: Int, owner: TensorBuffer, offset: Int, count: Int) async throws {
-        if !batch.isEmpty, at != batchStart + batchLength || batchLength + count > batchLimit {
-            try await issueBatch()
+        if !batch.isEmpty, at != batchStart + batchLength { try await issueBatch() }
+        var (at, offset, count) = (at, offset, count)
+        while count > 0 {
+            if batch.isEmpty { batchStart = at }
+            let n = min(count, batchLimit - batchLength)
+            batch.append((owner, offset, n))
+            batchLength += n
+            (at, offset, count) = (at + n, offset + n, count - n)
+            if batchLength >= batchLimit { try await issueBatch() }
         }
-        if batch.isEmpty { batchStart = at }
-        batch.append((owner, offset, count))
-        batchLength += count
-        if batchLength >= batchLimit { try await issueBatch() }
     }
 
     /// Starts the batched writes as one vectored transfer (at most `maxPayloadsInFlight` in
@@ -229,12 +262,13 @@ public final class RecordFileWriter {
         batch.removeAll(keepingCapacity: true)
         batchLength = 0
         let engine = self.engine, file = self.file
-        payloadsInFlight.append(Task {
+        let task = Task {
             let segments = pieces.map { UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer($0.owner.bytes)[$0.offset..<($0.offset + $0.count)]) }
             try await engine.perform([.writev(file, offset: at, from: segments)])
-        })
+        }
+        payloadsInFlight.append((task, pieces.map { ObjectIdentifier($0.owner) }))
         if payloadsInFlight.count > maxPayloadsInFlight {
-            try await payloadsInFlight.removeFirst().value
+            try await payloadsInFlight.removeFirst().task.value
         }
     }
 
@@ -243,7 +277,7 @@ public final class RecordFileWriter {
 
     private func drain() async throws {
         var firstError: (any Error)?
-        for task in inFlight + payloadsInFlight {
+        for task in inFlight + payloadsInFlight.map(\.task) {
             do { try await task.value } catch { if firstError == nil { firstError = error } }
         }
         inFlight.removeAll()

@@ -83,6 +83,69 @@ import Testing
         }
     }
 
+    /// Storages start at 4096-byte boundaries (they are written straight from the buffers they
+    /// were read into), the file is exactly the length computed before writing (reserved up
+    /// front, nothing trimmed), and the tensors are right whatever the piece size.
+    @Test(arguments: [1 << 16, 3 << 16, 64 << 20])
+    func storagesAreAlignedAndTheLengthIsKnownBeforehand(piece: Int) async throws {
+        let tmp = TempDir()
+        defer { tmp.cleanup() }
+        let engine = try makeEngine()
+        defer { Task { await engine.shutdown() } }
+        let dir = tmp.path + "/ck"
+        let tensors = try await ToolTest.engineCheckpoint(dir, world: 3, seed: 21, engine: engine, big: true)
+        let output = tmp.path + "/out.pt"
+        let report = try await Consolidator(engine: engine, pieceBytes: piece).consolidate(dir, to: output, format: .torchSave)
+        let bytes = try ToolTest.bytes(output)
+        #expect(report.fileBytes == bytes.count)
+        let file = try bytes.withUnsafeBytes { try TorchSaveFile(parsing: $0) }
+        for storage in file.storages where !storage.byteRange.isEmpty {
+            #expect(storage.byteRange.lowerBound % 4096 == 0, "storage \(storage.key) at \(storage.byteRange)")
+        }
+        // The length computed from the layout alone is the length of the archive written.
+        let writer = try TorchSaveWriter(value: file.value, archiveName: "x", alignment: 4096)
+        let payloads = file.storages.map { Array(bytes[$0.byteRange]) }
+        let encoded = try TorchSaveWriter.encode(file.value, payloads: payloads, archiveName: "x", alignment: 4096)
+        #expect(try Consolidator.archiveLength(writer) == encoded.count)
+        try ToolTest.expectMatches(try ToolTest.torchSaveTensors(output), tensors)
+    }
+
+    /// `blocks` over random shapes: C-order, contiguous, covering the tensor once, each at most
+    /// `maxBytes` (or one element), and, where a multiple of the granule fits, every block but
+    /// the last a multiple of it.
+    @Test func blocksTileTensorsInOrderWithTheGranule() {
+        var rng = SplitMix64(seed: 5)
+        for _ in 0..<2000 {
+            let rank = Int.random(in: 1...3, using: &rng)
+            let shape = (0..<rank).map { _ in Int.random(in: 1...40, using: &rng) }
+            let element = [1, 2, 4, 8].randomElement(using: &rng) ?? 4
+            let maxBytes = Int.random(in: 1...6000, using: &rng)
+            let granule = [1, 512, 4096].randomElement(using: &rng) ?? 1
+            let blocks = Consolidator.blocks(shape: shape, elementSize: element, maxBytes: maxBytes, granule: granule)
+            var strides = [Int](repeating: 1, count: rank)
+            for d in stride(from: rank - 2, through: 0, by: -1) { strides[d] = strides[d + 1] * shape[d + 1] }
+            var next = 0
+            for block in blocks {
+                let start = zip(block.offsets, strides).reduce(0) { $0 + $1.0 * $1.1 }
+                let count = block.sizes.reduce(1, *)
+                #expect(start == next, "\(shape) \(maxBytes): block at \(start), expected \(next)")
+                // A C-contiguous box: ones, then a partial dimension, then full dimensions.
+                if let k = block.sizes.firstIndex(where: { $0 != 1 }) {
+                    #expect(Array(block.sizes[(k + 1)...]) == Array(shape[(k + 1)...]), "\(shape): \(block.sizes)")
+                }
+                #expect(count * element <= maxBytes || count == 1, "\(shape) \(maxBytes): \(count * element) bytes")
+                next = start + count
+            }
+            #expect(next == shape.reduce(1, *), "\(shape): covered \(next)")
+            let row = shape.dropFirst().reduce(element, *)
+            if row <= maxBytes, granule / Consolidator.gcd(row, granule) <= maxBytes / row {
+                for block in blocks.dropLast() {
+                    #expect(block.sizes.reduce(element, *) % granule == 0, "\(shape) \(maxBytes) \(granule): \(block.sizes)")
+                }
+            }
+        }
+    }
+
     @Test func memoryStaysBoundedByThePiece() async throws {
         let tmp = TempDir()
         defer { tmp.cleanup() }
