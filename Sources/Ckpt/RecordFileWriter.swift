@@ -237,20 +237,15 @@ public final class RecordFileWriter {
     }
 
     /// Queues a write of `count` bytes of `owner` at `offset` to file offset `at`: joins the
-    /// batch when it follows it, else the batch is issued first. A batch is issued when it holds
-    /// `batchLimit` bytes (a piece that does not fit is split), so the device sees requests of
-    /// its largest size rather than a large one followed by a small remainder.
+    /// batch when it follows it, else the batch is issued first; a full batch is issued.
     private func enqueue(at: Int, owner: TensorBuffer, offset: Int, count: Int) async throws {
-        if !batch.isEmpty, at != batchStart + batchLength { try await issueBatch() }
-        var (at, offset, count) = (at, offset, count)
-        while count > 0 {
-            if batch.isEmpty { batchStart = at }
-            let n = min(count, batchLimit - batchLength)
-            batch.append((owner, offset, n))
-            batchLength += n
-            (at, offset, count) = (at + n, offset + n, count - n)
-            if batchLength >= batchLimit { try await issueBatch() }
+        if !batch.isEmpty, at != batchStart + batchLength || batchLength + count > batchLimit {
+            try await issueBatch()
         }
+        if batch.isEmpty { batchStart = at }
+        batch.append((owner, offset, count))
+        batchLength += count
+        if batchLength >= batchLimit { try await issueBatch() }
     }
 
     /// Starts the batched writes as one vectored transfer (at most `maxPayloadsInFlight` in
