@@ -161,7 +161,8 @@ public struct Consolidator: Sendable {
         }
         try out.reserve(expected)
         // The piece budget in `slots` buffers: up to `slots - 1` batches load ahead while one is
-        // checksummed and written, and the writer keeps most of the pool in flight. A disk serves
+        // written (a torch.save output straight from its slot, which loads again once those writes
+        // are done; safetensors through staging), and the writer keeps most of the pool in flight. A disk serves
         // a copy's reads and writes one after the other; with one batch loading at a time the
         // reads had a few requests queued and the copy ran at 70-75% of a raw copy, with three
         // ahead at 81-88%. Each batch reads its share of every data file, so a slot's size over the

@@ -5,7 +5,8 @@ public import CkptIO
 ///
 /// Small pieces are packed into staging buffers from the engine's pool (at most
 /// `stagingWritesInFlight` per file, written asynchronously while the next one fills); large
-/// tensor payloads are written straight from tensor memory at an aligned file offset. The logical
+/// tensor payloads, and buffers appended at an aligned position, are written straight from their
+/// memory at an aligned file offset (``waitForWrites(from:)`` says when that memory is free). The logical
 /// end of the file is tracked; `finish` pads the last block for the aligned write, then truncates
 /// the file back to the logical end. Consecutive writes (headers copied out of staging, payloads)
 /// are batched into vectored writes of up to one engine block, so the device sees few large
