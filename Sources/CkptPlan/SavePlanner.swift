@@ -22,9 +22,9 @@ public enum SavePlanner {
         if case .singleFilePerRank(let count) = options.fileLayout, count < 1 {
             throw .invalidOptions("filesPerRank must be at least 1, got \(count)")
         }
-        let identities = try collectIdentities(ranks)
+        let (identities, names) = try collectIdentities(ranks)
         let (kept, weights) = dedup(identities, ranks: ranks, policy: options.dedup)
-        let metadata = try buildMetadata(ranks: ranks, kept: kept)
+        let metadata = try buildMetadata(ranks: ranks, kept: kept, names: names)
         var files: [[PlannedFile]] = []
         var tensorBytes: [Int] = []
         files.reserveCapacity(ranks.count)
@@ -43,9 +43,17 @@ public enum SavePlanner {
 
     // MARK: - Identities and validation
 
+    /// An item's identity, by the number of its fqn among the distinct fqns (each fqn string is
+    /// hashed once per item, not once per table).
     private enum Identity: Hashable {
-        case tensor(String, [Int])
-        case bytes(String)
+        case tensor(Int, [Int])
+        case bytes(Int)
+    }
+
+    /// Every item's fqn number (per rank, per item) and the count of distinct fqns.
+    struct FQNNumbers {
+        var byItem: [[Int]]
+        var count: Int
     }
 
     /// A distinct item identity, with the ranks holding it (ascending) and their item indices.
@@ -60,12 +68,32 @@ public enum SavePlanner {
         var item: SaveItem
     }
 
-    private static func collectIdentities(_ ranks: [[SaveItem]]) throws(SavePlanError) -> [Holder] {
+    private static func collectIdentities(_ ranks: [[SaveItem]]) throws(SavePlanError) -> ([Holder], FQNNumbers) {
+        let itemCount = ranks.reduce(0) { $0 + $1.count }
         var index: [Identity: Int] = [:]
+        index.reserveCapacity(itemCount)
         var holders: [Holder] = []
-        var byFQN: [String: FQNInfo] = [:]
+        holders.reserveCapacity(itemCount)
+        var numbers: [String: Int] = [:]
+        numbers.reserveCapacity(ranks.first?.count ?? 0)
+        var firstSeen: [FQNInfo] = []
+        var byItem: [[Int]] = []
+        byItem.reserveCapacity(ranks.count)
         for (rank, items) in ranks.enumerated() {
+            var rankNumbers: [Int] = []
+            rankNumbers.reserveCapacity(items.count)
+            defer { byItem.append(rankNumbers) }
             for (position, item) in items.enumerated() {
+                let number: Int
+                if let known = numbers[item.fqn] {
+                    number = known
+                    try checkConsistency(item, rank: rank, first: firstSeen[known])
+                } else {
+                    number = firstSeen.count
+                    numbers[item.fqn] = number
+                    firstSeen.append(FQNInfo(rank: rank, item: item))
+                }
+                rankNumbers.append(number)
                 let ref = SaveItemReference(rank: rank, item: position)
                 let identity: Identity
                 let torchWeight: Int
@@ -78,17 +106,16 @@ public enum SavePlanner {
                     if let problem = BoxMath.boundsProblem(tensor.chunk, inShape: tensor.globalShape) {
                         throw .invalidItem(ref, fqn: tensor.fqn, reason: "chunk \(tensor.chunk) \(problem)")
                     }
-                    identity = .tensor(tensor.fqn, tensor.chunk.offsets)
+                    identity = .tensor(number, tensor.chunk.offsets)
                     // Both are bounded by the global byte size, checked above.
                     let global = tensor.globalByteCount ?? 0
                     torchWeight = global == 0 ? 1 : global
                     chunkWeight = tensor.chunkByteCount ?? 0
-                case .bytes(let fqn, let estimate):
-                    identity = .bytes(fqn)
+                case .bytes(_, let estimate):
+                    identity = .bytes(number)
                     torchWeight = 1
                     chunkWeight = max(estimate, 0)
                 }
-                try checkConsistency(item, rank: rank, byFQN: &byFQN)
                 if let existing = index[identity] {
                     if let last = holders[existing].holders.last, last.rank == rank {
                         throw .duplicateItem(fqn: item.fqn, rank: rank, firstItem: last.item, secondItem: position)
@@ -108,16 +135,11 @@ public enum SavePlanner {
                 }
             }
         }
-        return holders
+        return (holders, FQNNumbers(byItem: byItem, count: firstSeen.count))
     }
 
-    private static func checkConsistency(
-        _ item: SaveItem, rank: Int, byFQN: inout [String: FQNInfo]
-    ) throws(SavePlanError) {
-        guard let first = byFQN[item.fqn] else {
-            byFQN[item.fqn] = FQNInfo(rank: rank, item: item)
-            return
-        }
+    /// An item against the first item seen with its fqn.
+    private static func checkConsistency(_ item: SaveItem, rank: Int, first: FQNInfo) throws(SavePlanError) {
         switch (first.item, item) {
         case (.bytes, .bytes):
             return
@@ -203,29 +225,31 @@ public enum SavePlanner {
     // MARK: - Metadata and validation
 
     private static func buildMetadata(
-        ranks: [[SaveItem]], kept: [[Int]]
+        ranks: [[SaveItem]], kept: [[Int]], names: FQNNumbers
     ) throws(SavePlanError) -> [SaveMetadataEntry] {
         // Chunk lists are grown in a side table and attached at the end, so appending never
         // copies an enum payload (which would make this quadratic in the chunk count).
         var entries: [SaveMetadataEntry] = []
         var chunkLists: [[SaveMetadataEntry.Chunk]] = []
-        var position: [String: Int] = [:]
+        // Entry position by fqn number.
+        var position = [Int?](repeating: nil, count: names.count)
         for (rank, indices) in kept.enumerated() {
             for index in indices {
                 let ref = SaveItemReference(rank: rank, item: index)
+                let number = names.byItem[rank][index]
                 switch ranks[rank][index] {
                 case .bytes(let fqn, _):
-                    if position[fqn] == nil {
-                        position[fqn] = entries.count
+                    if position[number] == nil {
+                        position[number] = entries.count
                         entries.append(SaveMetadataEntry(fqn: fqn, kind: .bytes(writer: ref)))
                         chunkLists.append([])
                     }
                 case .tensor(let tensor):
                     let chunk = SaveMetadataEntry.Chunk(box: tensor.chunk, writer: ref)
-                    if let at = position[tensor.fqn] {
+                    if let at = position[number] {
                         chunkLists[at].append(chunk)
                     } else {
-                        position[tensor.fqn] = entries.count
+                        position[number] = entries.count
                         let model = SaveMetadataEntry.Tensor(
                             globalShape: tensor.globalShape, elementSize: tensor.elementSize,
                             dtype: tensor.dtype, chunks: [])
