@@ -117,10 +117,9 @@ public struct Consolidator: Sendable {
             let archive = (output as NSString).lastPathComponent.split(separator: ".").first.map(String.init) ?? "archive"
             var writer: TorchSaveWriter
             do {
-                // Storages 4096-aligned (as in `.distcp` records), so that they are written
-                // straight from the buffers they are read into.
                 writer = try TorchSaveWriter(
-                    value: tree, archiveName: archive.isEmpty ? "archive" : archive, alignment: RecordFileWriter.alignment)
+                    value: tree, archiveName: archive.isEmpty ? "archive" : archive,
+                    alignment: Self.storageAlignment(storages: tensors.count, bytes: report.tensorBytes))
             } catch {
                 throw CheckpointError(.invalidArgument, "cannot lay out '\(output)': \(error)", underlying: error)
             }
@@ -246,6 +245,17 @@ public struct Consolidator: Sendable {
         }
         report.peakWorkingBytes = slots * slotBytes + engine.buffers.peakHeldBytes
         return report
+    }
+
+    /// Alignment of a torch.save output's storages: 4096 bytes (as in `.distcp` records), so that
+    /// they are written straight from the buffers they are read into, when the padding that costs
+    /// (up to 4 KiB per storage) stays within 1% of the tensor bytes; torch.save's own 64 bytes
+    /// otherwise (many small tensors, such as adapter weights, would bloat the file). One
+    /// alignment for the whole archive: `.storage_alignment` states it, and PyTorch can compute
+    /// storage offsets from it (`calculate_storage_offsets`).
+    static func storageAlignment(storages: Int, bytes: Int) -> Int {
+        let direct = RecordFileWriter.alignment
+        return storages <= bytes / 100 / direct ? direct : 64
     }
 
     /// The archive's exact length: its layout does not depend on the payloads or their CRCs.

@@ -110,6 +110,29 @@ import Testing
         try ToolTest.expectMatches(try ToolTest.torchSaveTensors(output), tensors)
     }
 
+    /// Many small tensors keep torch.save's 64-byte alignment (4096 would pad each by up to
+    /// 4 KiB); large ones get 4096 once the padding is within 1% of the bytes.
+    @Test func smallTensorsKeepTorchAlignment() async throws {
+        #expect(Consolidator.storageAlignment(storages: 10_000, bytes: 100 << 20) == 64)
+        #expect(Consolidator.storageAlignment(storages: 492, bytes: 1 << 30) == 4096)
+        #expect(Consolidator.storageAlignment(storages: 0, bytes: 0) == 4096)
+        let tmp = TempDir()
+        defer { tmp.cleanup() }
+        let engine = try makeEngine()
+        defer { Task { await engine.shutdown() } }
+        let dir = tmp.path + "/ck"
+        let tensors = try await ToolTest.engineCheckpoint(dir, world: 2, seed: 4, engine: engine)
+        let output = tmp.path + "/small.pt"
+        let report = try await Consolidator(engine: engine).consolidate(dir, to: output, format: .torchSave)
+        let bytes = try ToolTest.bytes(output)
+        let file = try bytes.withUnsafeBytes { try TorchSaveFile(parsing: $0) }
+        let alignment = file.archive.entries.first { $0.name.hasSuffix("/.storage_alignment") }
+            .map { String(decoding: bytes[$0.payloadRange], as: UTF8.self) }
+        #expect(alignment == "64")
+        #expect(report.fileBytes < 8192, "\(report.fileBytes) bytes for \(report.tensorBytes) of tensors")
+        try ToolTest.expectMatches(try ToolTest.torchSaveTensors(output), tensors)
+    }
+
     /// `blocks` over random shapes: C-order, contiguous, covering the tensor once, each at most
     /// `maxBytes` (or one element), and, where a multiple of the granule fits, every block but
     /// the last a multiple of it.
