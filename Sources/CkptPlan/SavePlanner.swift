@@ -82,17 +82,9 @@ public enum SavePlanner {
         for (rank, items) in ranks.enumerated() {
             var rankNumbers: [Int] = []
             rankNumbers.reserveCapacity(items.count)
-            defer { byItem.append(rankNumbers) }
             for (position, item) in items.enumerated() {
-                let number: Int
-                if let known = numbers[item.fqn] {
-                    number = known
-                    try checkConsistency(item, rank: rank, first: firstSeen[known])
-                } else {
-                    number = firstSeen.count
-                    numbers[item.fqn] = number
-                    firstSeen.append(FQNInfo(rank: rank, item: item))
-                }
+                let known = numbers[item.fqn]
+                let number = known ?? firstSeen.count
                 rankNumbers.append(number)
                 let ref = SaveItemReference(rank: rank, item: position)
                 let identity: Identity
@@ -116,6 +108,13 @@ public enum SavePlanner {
                     torchWeight = 1
                     chunkWeight = max(estimate, 0)
                 }
+                // Checked against the first item of the fqn after the item's own validation.
+                if let known {
+                    try checkConsistency(item, rank: rank, first: firstSeen[known])
+                } else {
+                    numbers[item.fqn] = number
+                    firstSeen.append(FQNInfo(rank: rank, item: item))
+                }
                 if let existing = index[identity] {
                     if let last = holders[existing].holders.last, last.rank == rank {
                         throw .duplicateItem(fqn: item.fqn, rank: rank, firstItem: last.item, secondItem: position)
@@ -134,6 +133,7 @@ public enum SavePlanner {
                     holders.append(Holder(holders: [ref], torchWeight: torchWeight, chunkWeight: chunkWeight))
                 }
             }
+            byItem.append(rankNumbers)
         }
         return (holders, FQNNumbers(byItem: byItem, count: firstSeen.count))
     }
