@@ -1,5 +1,6 @@
 public import CkptFormat
 public import CkptIO
+import CkptPlan
 
 /// Reads a committed checkpoint from one process, without collectives: for tools (inspect,
 /// consolidate, reshard) and for loading pieces of a checkpoint repeatedly with one decoded
@@ -46,6 +47,20 @@ public struct CheckpointReader: Sendable {
         var execution = LoadExecution(
             directory: directory, metadata: metadata, sidecar: sidecar, engine: engine, options: options, hints: hints)
         return try await execution.run(state)
+    }
+
+    /// Where the payload of every saved tensor chunk is (records' heads read where the sidecar
+    /// does not say).
+    func locatePayloads() async throws -> LocatedPayloads {
+        var execution = LoadExecution(
+            directory: directory, metadata: metadata, sidecar: sidecar, engine: engine, options: options, hints: hints)
+        return try await execution.locateAll()
+    }
+
+    /// The saved layout of `fqn` as the planner sees it.
+    func savedEntry(_ fqn: String) -> SavedEntry? {
+        LoadExecution(directory: directory, metadata: metadata, sidecar: sidecar, engine: engine, options: options, hints: hints)
+            .savedEntry(fqn)
     }
 
     /// Whether the checkpoint has a checksum sidecar written by ckpt.

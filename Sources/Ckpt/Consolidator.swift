@@ -26,6 +26,13 @@ public struct ConsolidationReport: Sendable {
     public var mergedLightningMeta: Bool
     /// Peak bytes held: the piece buffer plus the engine's pool at its peak.
     public var peakWorkingBytes: Int
+    /// Whether the file was assembled from whole windows of the data files (the streaming path:
+    /// O_DIRECT, no checksum verification, a layout that fits the piece budget), rather than
+    /// tensor by tensor.
+    public var streamed = false
+    /// Bytes read from the data files for the tensors (record headers, small gaps between the
+    /// payloads a window covers), when streamed.
+    public var dataBytesRead: Int?
 }
 
 /// Turns a sharded checkpoint (PyTorch's or ours) into one file, streaming: tensors are read in
@@ -144,20 +151,58 @@ public struct Consolidator: Sendable {
             torchWriter = writer
         }
 
-        // Stream it out.
+        // The file's exact layout (it does not depend on the bytes), its length reserved up front:
+        // grown in steps and trimmed at the end, the blocks freed by the trim were discarded
+        // inside the final fsync, about 0.1 s of a 1 GiB consolidation on the benchmark's disk.
+        let layout: OutputLayout
+        if let torchWriter {
+            layout = try Self.archiveLayout(torchWriter)
+        } else {
+            layout = Self.safetensorsLayout(
+                header: safetensorsHeader.count,
+                tensorBytes: tensors.map { $0.shape.reduce(1, *) * $0.dtype.itemSize })
+        }
+        let expected = layout.length
         let temporary = output + ".ckpt-tmp-\(getpid())"
+
+        // The streaming path where it applies (see Consolidator+Stream.swift).
+        if options.direct, !options.verifyChecksums,
+            let stream = try await streamPlan(reader: reader, sources: sources, layout: layout, metaBytes: metaBytes)
+        {
+            var glue: OutputGlue
+            if let torchWriter {
+                glue = try OutputGlue(torchSave: torchWriter, layout: layout)
+            } else {
+                glue = try OutputGlue(safetensorsHeader: safetensorsHeader, layout: layout)
+            }
+            let file = try engine.open(temporary, mode: .write(create: true, truncate: true), direct: true)
+            do {
+                _ = try engine.preallocate(file, upTo: Int64((expected + 4095) / 4096 * 4096))
+                let total = max(1, expected)
+                let tensorBytes = report.tensorBytes
+                let buffers = try await runStream(
+                    stream, reader: reader, into: file, metaBytes: metaBytes, glue: &glue,
+                    progress: progress.map { callback in { done in callback(done * tensorBytes / total, tensorBytes) } })
+                try await engine.fsync(file)
+                try engine.close(file)
+                try engine.rename(temporary, to: output)
+                try engine.syncDirectory(Self.parentDirectory(of: output))
+                report.fileBytes = expected
+                report.streamed = true
+                report.dataBytesRead = stream.plan.readBytes
+                report.peakWorkingBytes = buffers + engine.buffers.peakHeldBytes
+                return report
+            } catch {
+                try? engine.close(file)
+                unlink(temporary)
+                throw error
+            }
+        }
+
+        // Stream it out in batches.
         let file = try engine.open(temporary, mode: .write(create: true, truncate: true), direct: options.direct)
         let out = RecordFileWriter(engine: engine, file: file)
         out.stagingWritesInFlight = max(2, engine.buffers.bufferCount * 3 / 4)
-        // The file's exact length reserved up front (its layout does not depend on the bytes):
-        // grown in steps and trimmed at the end, the blocks freed by the trim were discarded
-        // inside the final fsync, about 0.1 s of a 1 GiB consolidation on the benchmark's disk.
-        let expected: Int
-        if let torchWriter {
-            expected = try Self.archiveLength(torchWriter)
-        } else {
-            expected = safetensorsHeader.count + report.tensorBytes
-        }
         try out.reserve(expected)
         // The piece budget in `slots` buffers: up to `slots - 1` batches load ahead while one is
         // written (a torch.save output straight from its slot, which loads again once those writes
@@ -234,7 +279,7 @@ public struct Consolidator: Sendable {
             try await engine.fsync(file)
             try engine.close(file)
             try engine.rename(temporary, to: output)
-            try engine.syncDirectory((output as NSString).deletingLastPathComponent.isEmpty ? "." : (output as NSString).deletingLastPathComponent)
+            try engine.syncDirectory(Self.parentDirectory(of: output))
         } catch {
             // Loads still running write into the slots: let them finish first.
             for (_, load) in loads { _ = try? await load.value }
@@ -245,6 +290,11 @@ public struct Consolidator: Sendable {
         }
         report.peakWorkingBytes = slots * slotBytes + engine.buffers.peakHeldBytes
         return report
+    }
+
+    static func parentDirectory(of path: String) -> String {
+        let parent = (path as NSString).deletingLastPathComponent
+        return parent.isEmpty ? "." : parent
     }
 
     /// Alignment of a torch.save output's storages: 4096 bytes (as in `.distcp` records), so that
@@ -260,13 +310,32 @@ public struct Consolidator: Sendable {
 
     /// The archive's exact length: its layout does not depend on the payloads or their CRCs.
     static func archiveLength(_ writer: TorchSaveWriter) throws -> Int {
+        try archiveLayout(writer).length
+    }
+
+    /// Where each storage's bytes start in the archive, and its length (a dry run of the writer).
+    static func archiveLayout(_ writer: TorchSaveWriter) throws -> OutputLayout {
         var w = writer
-        var length = try w.start().count
+        var layout = OutputLayout(dataOffsets: [], dataLengths: [], length: try w.start().count)
         for storage in w.storages {
-            length += try w.beginStorage().count + storage.byteCount
-            length += try w.endStorage(crc32: 0).count
+            layout.length += try w.beginStorage().count
+            layout.dataOffsets.append(layout.length)
+            layout.dataLengths.append(storage.byteCount)
+            layout.length += storage.byteCount
+            layout.length += try w.endStorage(crc32: 0).count
         }
-        return length + (try w.finish().count)
+        layout.length += try w.finish().count
+        return layout
+    }
+
+    /// A safetensors file's layout: the header, then the tensors back to back.
+    static func safetensorsLayout(header: Int, tensorBytes: [Int]) -> OutputLayout {
+        var layout = OutputLayout(dataOffsets: [], dataLengths: tensorBytes, length: header)
+        for bytes in tensorBytes {
+            layout.dataOffsets.append(layout.length)
+            layout.length += bytes
+        }
+        return layout
     }
 
     /// Buffers the piece budget is split into (batches loading ahead: one less).

@@ -254,6 +254,17 @@ extension Wire {
 }
 
 /// One rank's load: plan, locate payloads, read, scatter, verify.
+/// Where the payload of every saved tensor chunk of a checkpoint is (``LoadExecution/locateAll()``).
+struct LocatedPayloads: Sendable {
+    /// Data file names (relative to the checkpoint directory), by the file ids of the payloads.
+    var files: [String]
+    var fileSizes: [Int]
+    /// By fqn, by saved chunk index (in `.metadata`'s order).
+    var chunks: [String: [Int: PayloadLocation]] = [:]
+    /// Bytes of record heads read to locate payloads the sidecar does not name.
+    var headBytesRead: Int
+}
+
 struct LoadExecution {
     let directory: String
     let metadata: DCPMetadata
@@ -381,25 +392,7 @@ struct LoadExecution {
         // agrees with the prediction (two independent sources), the payload is known without
         // reading the head; otherwise the head is read in the same pipeline and checked against
         // the prediction afterwards (a wrong guess is read again).
-        var layouts = LayoutCache()
-        var hinted: [HintKey: ChecksumSidecar.Entry] = [:]
-        hinted.reserveCapacity(hints?.entries.count ?? 0)
-        for entry in hints?.entries ?? [] where entry.offsets != nil {
-            hinted[HintKey(fqn: entry.fqn, offsets: entry.offsets ?? [])] = entry
-        }
-        var predictions: [PayloadLocation?] = []
-        var confirmed: [Bool] = []
-        for chunk in needed {
-            let predicted = layouts.predict(chunk)
-            predictions.append(predicted)
-            var agrees = false
-            if let predicted, let hint = hinted[HintKey(fqn: chunk.fqn, offsets: chunk.box.offsets)] {
-                agrees = hint.file == fileNames[chunk.file] && hint.recordOffset == chunk.recordOffset
-                    && hint.recordLength == chunk.recordLength && hint.payloadOffset == predicted.offset
-                    && hint.payloadLength == predicted.length
-            }
-            confirmed.append(agrees)
-        }
+        let (predictions, confirmed) = predictPayloads(needed)
         // Small records the rank needs whole are read whole (only those: reading a partly needed
         // one whole would fetch bytes nobody asked for), except where the payload is known and
         // 4096-aligned: that one goes straight into tensor memory.
@@ -480,7 +473,73 @@ struct LoadExecution {
             peakBufferBytes: engine.buffers.peakHeldBytes, values: values, phases: phases)
     }
 
-    private func savedEntry(_ fqn: String) -> SavedEntry? {
+    /// Each chunk's payload location predicted from its record's length (nil where the record is
+    /// not a standard one), and whether ckpt's sidecar names the same place.
+    private func predictPayloads(_ needed: [NeededChunk]) -> (predictions: [PayloadLocation?], confirmed: [Bool]) {
+        var layouts = LayoutCache()
+        var hinted: [HintKey: ChecksumSidecar.Entry] = [:]
+        hinted.reserveCapacity(hints?.entries.count ?? 0)
+        for entry in hints?.entries ?? [] where entry.offsets != nil {
+            hinted[HintKey(fqn: entry.fqn, offsets: entry.offsets ?? [])] = entry
+        }
+        var predictions: [PayloadLocation?] = []
+        var confirmed: [Bool] = []
+        predictions.reserveCapacity(needed.count)
+        confirmed.reserveCapacity(needed.count)
+        for chunk in needed {
+            let predicted = layouts.predict(chunk)
+            predictions.append(predicted)
+            var agrees = false
+            if let predicted, let hint = hinted[HintKey(fqn: chunk.fqn, offsets: chunk.box.offsets)] {
+                agrees = hint.file == fileNames[chunk.file] && hint.recordOffset == chunk.recordOffset
+                    && hint.recordLength == chunk.recordLength && hint.payloadOffset == predicted.offset
+                    && hint.payloadLength == predicted.length
+            }
+            confirmed.append(agrees)
+        }
+        return (predictions, confirmed)
+    }
+
+    /// Where the payload of every saved chunk of every tensor is: from the sidecar where it agrees
+    /// with the record's standard layout, else from the record's head (read and parsed).
+    mutating func locateAll() async throws -> LocatedPayloads {
+        var needed: [NeededChunk] = []
+        for (fqn, entry) in metadata.stateDictMetadata.entries {
+            guard case .tensor(let tensor) = entry else { continue }
+            for (savedIndex, chunk) in tensor.chunks.enumerated() {
+                guard let info = metadata.storage(fqn: fqn, offsets: chunk.offsets) else {
+                    throw CheckpointError(.corrupt, "'\(directory)/.metadata' has no storage entry for '\(fqn)' chunk at \(chunk.offsets)")
+                }
+                needed.append(NeededChunk(
+                    tensor: 0, savedChunk: savedIndex, fqn: fqn, box: ChunkBox(offsets: chunk.offsets, sizes: chunk.sizes),
+                    dtype: tensor.properties.dtype, file: index(of: info.relativePath), recordOffset: info.offset,
+                    recordLength: info.length))
+            }
+        }
+        let files = try openFiles()
+        defer { for file in files { try? engine.close(file) } }
+        let fileSizes = try checkLengths(files, needed: needed, values: [])
+        let (predictions, confirmed) = predictPayloads(needed)
+        var unknown: [Int] = []
+        for i in needed.indices {
+            if confirmed[i], let predicted = predictions[i] {
+                needed[i].payload = predicted
+            } else {
+                unknown.append(i)
+            }
+        }
+        let headBytes = try await locatePayloads(&needed, only: unknown, files: files, fileSizes: fileSizes)
+        var located = LocatedPayloads(files: fileNames, fileSizes: fileSizes, headBytesRead: headBytes)
+        for chunk in needed {
+            guard let payload = chunk.payload else {
+                throw CheckpointError(.protocolViolation, "no payload located for '\(chunk.fqn)' chunk at \(chunk.box.offsets)")
+            }
+            located.chunks[chunk.fqn, default: [:]][chunk.savedChunk] = payload
+        }
+        return located
+    }
+
+    func savedEntry(_ fqn: String) -> SavedEntry? {
         switch metadata.stateDictMetadata[fqn] {
         case nil: return nil
         case .bytes?: return .bytes

@@ -171,6 +171,8 @@ struct RunContext {
     let progress: ProgressReporter
     let log: @Sendable (String) -> Void
     let engines: [IOEngine]
+    /// The engine of the consolidations (nil when they do not run).
+    let consolidationEngine: IOEngine?
     let checkpointOptions: CheckpointOptions
     let stateBytes: Int
     let expectedValues: [String: TorchValue]
@@ -195,6 +197,15 @@ struct RunContext {
             engines.append(try IOEngine(configuration: Self.engineConfiguration(options)))
         }
         self.engines = engines
+        // Consolidations run on an engine whose pool holds the streaming path's buffers (made once,
+        // as a trainer's or a tool's engine is): resident memory, registered for fixed-buffer I/O.
+        if options.runs("consolidate") {
+            var configuration = Self.engineConfiguration(options)
+            configuration.bufferCount = max(configuration.bufferCount, Consolidator.streamPoolBuffers())
+            self.consolidationEngine = try IOEngine(configuration: configuration)
+        } else {
+            self.consolidationEngine = nil
+        }
         self.checkpointOptions = CheckpointOptions(
             direct: options.ioMode == .direct, zipCRC32: options.zipCRC32, writeChecksums: options.writeChecksums)
         self.stateBytes = workload.totalBytes
@@ -218,11 +229,12 @@ struct RunContext {
 
     func shutdown() async {
         for engine in engines { await engine.shutdown() }
+        await consolidationEngine?.shutdown()
     }
 
     /// Sum of the bytes held by every rank's buffer pool (the sampler's gauge).
     var gauge: @Sendable () -> Int {
-        let engines = self.engines
+        let engines = self.engines + (consolidationEngine.map { [$0] } ?? [])
         return { engines.reduce(0) { $0 + $1.buffers.heldBytes } }
     }
 
@@ -588,13 +600,15 @@ struct RunContext {
         var samples = Samples()
         var fileBytes = 0
         var working = 0
+        var streamed = false
+        var readBytes: Int?
         var raw: [Double] = []
         for index in 0..<options.repeats {
             repeatProgress(name, index)
             try? FileManager.default.removeItem(atPath: output)
             if let seconds = try await adjacentProbe(.copy) { raw.append(seconds) }
             try dropCache(directory: directory)
-            let consolidator = Consolidator(engine: engines[0], options: checkpointOptions)
+            let consolidator = Consolidator(engine: consolidationEngine ?? engines[0], options: checkpointOptions)
             settle()
             let (report, seconds, memory) = try await measured {
                 try await consolidator.consolidate(directory, to: output, format: format, overwrite: true)
@@ -602,12 +616,17 @@ struct RunContext {
             samples.add(seconds: seconds, memory: memory)
             fileBytes = report.fileBytes
             working = max(working, report.peakWorkingBytes)
+            streamed = report.streamed
+            readBytes = report.dataBytesRead
             try? FileManager.default.removeItem(atPath: output)
         }
         return ScenarioResult(
             name: name, group: "consolidation", direction: .copy, bytesMoved: stateBytes, seconds: samples.seconds,
             peakRSSBytes: samples.peakRSS, peakExtraBytes: samples.peakExtra, engineBufferPeakBytes: samples.gaugePeak,
-            notes: ["\(ByteFormat.binary(fileBytes)) file, fsync", "working set \(ByteFormat.binary(working))"])
+            notes: ["\(ByteFormat.binary(fileBytes)) file, fsync", "working set \(ByteFormat.binary(working))"]
+                + (streamed
+                    ? ["streamed: whole windows of the data files (read \(String(format: "%.2f", Double(readBytes ?? 0) / Double(max(1, stateBytes))))x the tensor bytes), images of the output"]
+                    : ["tensor-by-tensor batches"]))
             .withAdjacentRaw(seconds: raw, bytes: probeBytes)
     }
 

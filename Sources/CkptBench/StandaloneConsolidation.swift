@@ -12,7 +12,9 @@ public enum StandaloneConsolidation {
         guard let chosen = ConsolidationFormat(rawValue: format) else {
             throw BenchOptionsError.invalidValue(option: "--format", value: format, reason: "must be torch or safetensors")
         }
-        let engine = try IOEngine(configuration: RunContext.engineConfiguration(options))
+        var configuration = RunContext.engineConfiguration(options)
+        configuration.bufferCount = max(configuration.bufferCount, Consolidator.streamPoolBuffers())
+        let engine = try IOEngine(configuration: configuration)
         do {
             let report = try await Consolidator(engine: engine, options: CheckpointOptions(direct: options.ioMode == .direct))
                 .consolidate(directory, to: output, format: chosen, overwrite: true)

@@ -38,7 +38,12 @@ struct SharedOptions: ParsableArguments {
         guard (1...1024).contains(pieceMiB) else { throw ValidationError("--piece-mib must be between 1 and 1024") }
     }
 
-    func engine() throws -> IOEngine { try IOEngine(configuration: IOEngineConfiguration()) }
+    /// The engine; `bufferCount` pool buffers when given (a consolidation's streaming buffers).
+    func engine(bufferCount: Int? = nil) throws -> IOEngine {
+        var configuration = IOEngineConfiguration()
+        if let bufferCount { configuration.bufferCount = max(configuration.bufferCount, bufferCount) }
+        return try IOEngine(configuration: configuration)
+    }
 
     func progress(_ label: String) -> ToolProgress { ToolProgress(label: label, enabled: !noProgress) }
 
@@ -46,10 +51,10 @@ struct SharedOptions: ParsableArguments {
 }
 
 /// Runs `body` with an engine; prints a one-line error and exits non-zero on failure.
-func runTool(_ options: SharedOptions, _ body: (IOEngine) async throws -> Int32) async throws {
+func runTool(_ options: SharedOptions, bufferCount: Int? = nil, _ body: (IOEngine) async throws -> Int32) async throws {
     let engine: IOEngine
     do {
-        engine = try options.engine()
+        engine = try options.engine(bufferCount: bufferCount)
     } catch {
         printError("cannot start the I/O engine: \(ToolError.oneLine(error))")
         throw ExitCode(1)
@@ -175,7 +180,7 @@ extension CkptCommand {
         func run() async throws {
             let format = ConsolidationFormat(rawValue: self.format) ?? .torchSave
             let output = self.output ?? format.defaultOutput(for: directory)
-            try await runTool(options) { engine in
+            try await runTool(options, bufferCount: Consolidator.streamPoolBuffers(pieceBytes: options.pieceBytes)) { engine in
                 let progress = options.progress("consolidate")
                 let report = try await Consolidator(engine: engine, pieceBytes: options.pieceBytes)
                     .consolidate(directory, to: output, format: format, overwrite: overwrite) { done, total in

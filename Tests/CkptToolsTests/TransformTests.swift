@@ -61,25 +61,64 @@ import Testing
         }
     }
 
-    /// The output does not depend on how blocks are batched and double-buffered: tiny pieces
-    /// (tensors split over many batches, several small tensors per batch) give the same bytes as
-    /// one large piece, for both formats and a Lightning folder with `meta.pt`.
-    @Test(arguments: ["g_lightning_fsdp_sharded", "c_4rank_uneven_empty"])
-    func outputIsTheSameWhateverThePieceSize(name: String) async throws {
+    /// The output depends neither on the path (the streaming path of O_DIRECT consolidations, the
+    /// tensor-by-tensor batches of buffered ones) nor on how either cuts the work: tiny pieces
+    /// (tensors split over many batches or windows, several small tensors per batch) give the
+    /// same bytes as one large piece, for both formats, PyTorch's checkpoints (with torch.save
+    /// records or the safetensors variant, whose payloads are found by reading record heads), and
+    /// a Lightning folder with `meta.pt`.
+    @Test(arguments: ["g_lightning_fsdp_sharded", "c_4rank_uneven_empty", "a_4rank_shard0", "e_2rank_safetensors", "d_1rank_nested"])
+    func outputIsTheSameWhateverThePathAndPieceSize(name: String) async throws {
         let tmp = TempDir()
         defer { tmp.cleanup() }
         let engine = try makeEngine()
         defer { Task { await engine.shutdown() } }
         for format in [ConsolidationFormat.torchSave, .safetensors] {
             var outputs: [[UInt8]] = []
+            var streamed: [Bool] = []
             for piece in [1 << 16, 3 << 14, 64 << 20] {
-                // Same file name (the archive name inside a torch.save file comes from it).
-                try FileManager.default.createDirectory(atPath: tmp.path + "/\(piece)", withIntermediateDirectories: true)
-                let output = tmp.path + "/\(piece)/out.\(format == .torchSave ? "pt" : "safetensors")"
-                _ = try await Consolidator(engine: engine, pieceBytes: piece).consolidate(Fixtures.path(name), to: output, format: format)
-                outputs.append(Array(try Data(contentsOf: URL(fileURLWithPath: output))))
+                for direct in [true, false] {
+                    // Same file name (the archive name inside a torch.save file comes from it).
+                    let dir = tmp.path + "/\(piece)-\(direct)"
+                    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+                    let output = dir + "/out.\(format == .torchSave ? "pt" : "safetensors")"
+                    let report = try await Consolidator(engine: engine, pieceBytes: piece, options: CheckpointOptions(direct: direct))
+                        .consolidate(Fixtures.path(name), to: output, format: format)
+                    #expect(report.fileBytes == (try FileManager.default.attributesOfItem(atPath: output)[.size] as? Int))
+                    outputs.append(Array(try Data(contentsOf: URL(fileURLWithPath: output))))
+                    if direct { streamed.append(report.streamed) } else { #expect(!report.streamed) }
+                }
             }
-            #expect(outputs[0] == outputs[2] && outputs[1] == outputs[2], "\(name) \(format): outputs differ by piece size")
+            // A budget of a few windows can be too small for the layout (four files live at
+            // once): the batch path then runs, with the same result.
+            #expect(streamed.last == true, "\(name) \(format): the streaming path was not taken")
+            #expect(Set(outputs).count == 1, "\(name) \(format): outputs differ by path or piece size")
+        }
+    }
+
+    /// Random chunk grids (blocks cut along any dimension, replicated tensors, empty blocks, ranks
+    /// without any): the streaming path gives the same file as the batch path, with every tensor.
+    @Test(arguments: 1...10)
+    func randomLayoutsStreamLikeTheBatchPath(seed: Int) async throws {
+        let tmp = TempDir()
+        defer { tmp.cleanup() }
+        let engine = try makeEngine()
+        defer { Task { await engine.shutdown() } }
+        let dir = tmp.path + "/ck"
+        let tensors = try await ToolTest.engineCheckpoint(dir, world: 2 + seed % 3, seed: UInt64(seed) &* 7919, engine: engine)
+        for format in [ConsolidationFormat.torchSave, .safetensors] {
+            var outputs: [[UInt8]] = []
+            for direct in [true, false] {
+                let sub = tmp.path + "/\(direct)"
+                try FileManager.default.createDirectory(atPath: sub, withIntermediateDirectories: true)
+                let output = sub + "/out.\(format == .torchSave ? "pt" : "safetensors")"
+                let report = try await Consolidator(engine: engine, options: CheckpointOptions(direct: direct))
+                    .consolidate(dir, to: output, format: format)
+                #expect(report.streamed == direct)
+                outputs.append(Array(try Data(contentsOf: URL(fileURLWithPath: output))))
+                if format == .torchSave { try ToolTest.expectMatches(try ToolTest.torchSaveTensors(output), tensors) }
+            }
+            #expect(outputs[0] == outputs[1], "seed \(seed) \(format): the paths differ")
         }
     }
 
