@@ -20,7 +20,7 @@ public enum StandaloneConsolidation {
                 .consolidate(directory, to: output, format: chosen, overwrite: true)
             await engine.shutdown()
             return "consolidated \(report.tensorCount) tensors and \(report.valueCount) values, "
-                + "\(report.fileBytes) bytes, to \(report.output)"
+                + "\(report.fileBytes) bytes, to \(report.output)" + (report.streamed ? " (streamed)" : " (tensor by tensor)")
         } catch {
             await engine.shutdown()
             throw error

@@ -189,6 +189,7 @@ extension CkptCommand {
                 progress.finish()
                 var line = "wrote \(report.output): \(report.tensorCount) tensors, \(report.valueCount) values, \(ByteCount.format(report.fileBytes))"
                 if report.mergedLightningMeta { line += ", Lightning meta.pt merged" }
+                line += report.streamed ? "; streamed from whole windows of the data files" : "; copied tensor by tensor"
                 if !report.skippedValues.isEmpty { line += "; left out \(report.skippedValues.count) non-tensor values (safetensors holds tensors only)" }
                 print(line)
                 return 0
