@@ -96,6 +96,40 @@ import Testing
         }
     }
 
+    /// A checkpoint of values only (no storage to stream): both paths write the same archive of
+    /// the values, and a safetensors file of its header alone.
+    @Test func valuesOnlyCheckpointStreams() async throws {
+        let tmp = TempDir()
+        defer { tmp.cleanup() }
+        let engine = try makeEngine()
+        defer { Task { await engine.shutdown() } }
+        let dir = tmp.path + "/ck"
+        var state = StateDict()
+        state.set("step", path: [.key("step")], .value(.int(7)))
+        state.set("name", path: [.key("name")], .value(.string("values only")))
+        let saved = state
+        _ = try await onRanks(1) { comm in
+            try await Checkpointer(engine: engine, communicator: comm, options: CheckpointOptions(direct: false)).save(saved, to: dir)
+        }
+        for format in [ConsolidationFormat.torchSave, .safetensors] {
+            var outputs: [[UInt8]] = []
+            for direct in [true, false] {
+                let sub = tmp.path + "/\(format)-\(direct)"
+                try FileManager.default.createDirectory(atPath: sub, withIntermediateDirectories: true)
+                let output = sub + "/out"
+                let report = try await Consolidator(engine: engine, options: CheckpointOptions(direct: direct))
+                    .consolidate(dir, to: output, format: format)
+                #expect(report.streamed == direct && report.tensorCount == 0)
+                outputs.append(Array(try Data(contentsOf: URL(fileURLWithPath: output))))
+            }
+            #expect(outputs[0] == outputs[1], "\(format): the paths differ")
+            if format == .torchSave {
+                let file = try TorchSaveFile(parsing: outputs[0])
+                #expect("\(file.value)".contains("values only"))
+            }
+        }
+    }
+
     /// Random chunk grids (blocks cut along any dimension, replicated tensors, empty blocks, ranks
     /// without any): the streaming path gives the same file as the batch path, with every tensor.
     @Test(arguments: 1...10)
