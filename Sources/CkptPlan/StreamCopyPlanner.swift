@@ -38,7 +38,11 @@ public enum StreamCopyPlanner {
                 throw .sourceOutOfBounds(run, fileSize: sizes[id])
             }
         }
-        let sorted = runs.filter { $0.length > 0 }.sorted { $0.outputOffset < $1.outputOffset }
+        var sorted = runs.filter { $0.length > 0 }
+        // Callers usually give the runs in output order already.
+        if zip(sorted, sorted.dropFirst()).contains(where: { $0.outputOffset > $1.outputOffset }) {
+            sorted.sort { $0.outputOffset < $1.outputOffset }
+        }
         for (previous, run) in zip(sorted, sorted.dropFirst()) where previous.outputOffset + previous.length > run.outputOffset {
             throw .invalidRun(run, reason: "overlaps output bytes \(previous.outputOffset)..<\(previous.outputOffset + previous.length)")
         }
@@ -56,6 +60,7 @@ public enum StreamCopyPlanner {
         var ids: [Key: Int] = [:]
         var windows: [StreamCopyPlan.Window] = []
         var needed: [(low: Int, high: Int)] = []
+        var lastWindow: (key: Key, id: Int)?
         for run in sorted {
             var out = run.outputOffset
             var remaining = run.length
@@ -75,17 +80,21 @@ public enum StreamCopyPlanner {
                     n = min(n, (index + 1) * windowSize - from)
                     let key = Key(file: f, index: index)
                     let id: Int
-                    if let known = ids[key] {
+                    // Consecutive pieces mostly come from the same window: skip the table then.
+                    if let last = lastWindow, last.key == key {
+                        id = last.id
+                    } else if let known = ids[key] {
                         id = known
-                        needed[id].low = min(needed[id].low, from)
-                        needed[id].high = max(needed[id].high, from + n)
-                        windows[id].lastImage = k
                     } else {
                         id = windows.count
                         ids[key] = id
                         windows.append(.init(file: f, offset: 0, length: 0, firstImage: k, lastImage: k))
                         needed.append((from, from + n))
                     }
+                    needed[id].low = min(needed[id].low, from)
+                    needed[id].high = max(needed[id].high, from + n)
+                    windows[id].lastImage = k
+                    lastWindow = (key, id)
                     // The file offset for now; made relative to the window once its range is known.
                     source = .window(id, offset: from)
                 }

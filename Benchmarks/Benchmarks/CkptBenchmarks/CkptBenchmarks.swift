@@ -1,5 +1,5 @@
-// Micro-benchmarks of the hot pure code of ckpt: the resharding load planner and the save planner
-// on large layouts, the `.metadata` pickle codec, and the checksums (CRC-32 through CkptFormat's
+// Micro-benchmarks of the hot pure code of ckpt: the resharding load planner, the save planner and
+// the consolidation's streaming copy planner on large layouts, the `.metadata` pickle codec, and the checksums (CRC-32 through CkptFormat's
 // public `crc32`). Metrics: wall clock, throughput and mallocs; the work is checked once in setup
 // so a benchmark cannot time a no-op.
 import Benchmark
@@ -99,6 +99,61 @@ let benchmarks: @Sendable () -> Void = {
                 let plan = try LoadPlanner.planOverlaps(mesh.request(rank: rank), saved: mesh.saved)
                 blackHole(try LoadPlanner.planReads(tensors: [TensorReadSource(plan: plan, payloads: mesh.payloads)]))
             }
+        }
+    }
+
+    // MARK: Consolidation's streaming copy
+
+    // The output of a consolidation: each tensor's bytes in C order, from its saved chunks.
+    func consolidationRuns(_ requests: [(TensorLoadRequest, SavedEntry, [Int: PayloadLocation])]) throws -> (runs: [StreamCopyRun], length: Int, files: [Int]) {
+        var runs: [StreamCopyRun] = []
+        var at = 0
+        var fileSizes = [Int](repeating: 0, count: 8)
+        for (request, saved, payloads) in requests {
+            var whole = request
+            whole.localChunks = [LocalChunk(box: ChunkBox(offsets: request.globalShape.map { _ in 0 }, sizes: request.globalShape), destination: 0, baseOffset: at)]
+            let plan = try LoadPlanner.planOverlaps(whole, saved: saved)
+            for overlap in plan.overlaps {
+                guard let payload = payloads[overlap.savedChunk] else { continue }
+                fileSizes[payload.file] = max(fileSizes[payload.file], payload.offset + payload.length)
+                for run in LoadPlanner.copyRuns(for: overlap, in: plan, payload: payload) {
+                    runs.append(StreamCopyRun(outputOffset: run.destinationOffset, length: run.length, source: .file(run.file, offset: run.sourceOffset)))
+                }
+            }
+            at += whole.globalShape.reduce(whole.elementSize, *) + 4096
+        }
+        return (runs, at, fileSizes)
+    }
+    // 10k [64, 32] chunks of one tensor on 8 ranks: a run per chunk row (640k runs).
+    let meshCopyResult = Result { try consolidationRuns([(mesh.request(rank: 0), mesh.saved, mesh.payloads)]) }
+    Benchmark("StreamCopyPlanner.plan 10k chunks x 64 rows (640k runs)") { benchmark in
+        let meshCopy = try meshCopyResult.get()
+        for _ in benchmark.scaledIterations {
+            blackHole(try StreamCopyPlanner.plan(
+                runs: meshCopy.runs, outputLength: meshCopy.length, fileSizes: meshCopy.files, windowSize: 4 << 20, imageSize: 4 << 20))
+        }
+    }
+    // 1200 row-sharded tensors on 8 ranks (9600 runs, 2.4 GiB).
+    let gpt = gptMetadata(tensors: 1200, ranks: 8)
+    var gptRequests: [(TensorLoadRequest, SavedEntry, [Int: PayloadLocation])] = []
+    for (fqn, entry) in gpt.stateDictMetadata.entries {
+        guard case .tensor(let t) = entry else { continue }
+        var payloads: [Int: PayloadLocation] = [:]
+        for (i, chunk) in t.chunks.enumerated() {
+            if let info = gpt.storage(fqn: fqn, offsets: chunk.offsets) {
+                payloads[i] = PayloadLocation(file: Int(info.relativePath.dropFirst(2).prefix(1)) ?? 0, offset: info.offset, length: info.length)
+            }
+        }
+        let saved = SavedEntry.tensor(SavedTensorLayout(
+            globalShape: t.size, elementSize: 2, dtype: "bfloat16", chunks: t.chunks.map { ChunkBox(offsets: $0.offsets, sizes: $0.sizes) }))
+        gptRequests.append((TensorLoadRequest(fqn: fqn, globalShape: t.size, elementSize: 2, dtype: "bfloat16", localChunks: []), saved, payloads))
+    }
+    let gptCopyResult = Result { try consolidationRuns(gptRequests) }
+    Benchmark("StreamCopyPlanner.plan 1200 tensors x 8 row shards (2.4 GiB)") { benchmark in
+        let gptCopy = try gptCopyResult.get()
+        for _ in benchmark.scaledIterations {
+            blackHole(try StreamCopyPlanner.plan(
+                runs: gptCopy.runs, outputLength: gptCopy.length, fileSizes: gptCopy.files, windowSize: 4 << 20, imageSize: 4 << 20))
         }
     }
 
