@@ -164,6 +164,12 @@ public struct Consolidator: Sendable {
         }
         let expected = layout.length
         let temporary = output + ".ckpt-tmp-\(getpid())"
+        // Before any plan or buffer sized by it: a layout claiming more bytes than the output's file
+        // system holds (a hostile `.metadata` mapping many chunks onto one record, say) stops here.
+        if let available = Self.availableBytes(Self.parentDirectory(of: output)), expected > available {
+            throw CheckpointError(
+                .io, "consolidating '\(directory)' into '\(output)' needs \(expected) bytes; its file system has \(available) available")
+        }
 
         // The streaming path where it applies (see Consolidator+Stream.swift).
         if options.direct, !options.verifyChecksums,
@@ -290,6 +296,14 @@ public struct Consolidator: Sendable {
         }
         report.peakWorkingBytes = slots * slotBytes + engine.buffers.peakHeldBytes
         return report
+    }
+
+    /// Bytes an unprivileged writer can still use on `path`'s file system (nil if unknown).
+    static func availableBytes(_ path: String) -> Int? {
+        var info = statvfs()
+        guard statvfs(path, &info) == 0 else { return nil }
+        let (bytes, overflow) = Int(info.f_bavail).multipliedReportingOverflow(by: Int(info.f_frsize))
+        return overflow ? Int.max : bytes
     }
 
     static func parentDirectory(of path: String) -> String {
