@@ -110,6 +110,43 @@ import Testing
         }
     }
 
+    /// A failing read anywhere in a consolidation (record heads, windows of the streaming path,
+    /// batches) is a one-line error naming what was read, and nothing is left behind; a read
+    /// that may fail (the optional `.ckpt-index`: loads fall back to `.metadata`) leaves the
+    /// same file as without the fault.
+    @Test(arguments: [Operation.consolidate, .consolidateSafetensors])
+    func readErrorsFailCleanly(_ operation: Operation) async throws {
+        let tmp = TempDir()
+        defer { tmp.cleanup() }
+        let good = try makeEngine()
+        defer { Task { await good.shutdown() } }
+        let input = try await input(for: operation, in: tmp, engine: good, big: true)
+        let output = tmp.path + "/out"
+        try await run(operation, input: input, output: output, engine: good)
+        let expected = try ToolTest.bytes(output)
+        try FileManager.default.removeItem(atPath: output)
+        let before = ToolTest.listing(tmp.path)
+        var failed = 0
+        for k in [0, 1, 2, 3, 5, 8, 13, 30] {
+            let failing = try IOEngine(
+                configuration: IOEngineConfiguration(backend: .posix, queueDepth: 16, bufferSize: 64 << 10, bufferCount: 8),
+                faultPlan: IOFaultPlan([.init(index: k, kind: .read, fault: .error(.ioError))]))
+            let m = await message { try await run(operation, input: input, output: output, engine: failing) }
+            let fired = failing.firedFaults.count
+            await failing.shutdown()
+            #expect(fired == 1, "read \(k) was not reached")
+            if let text = m {
+                failed += 1
+                #expect(text.contains(input) && !text.contains("\n"), "\(text)")
+                #expect(ToolTest.listing(tmp.path) == before, "read \(k): left behind \(ToolTest.listing(tmp.path))")
+            } else {
+                #expect(try ToolTest.bytes(output) == expected, "read \(k) failed, yet the output differs")
+                try FileManager.default.removeItem(atPath: output)
+            }
+        }
+        #expect(failed >= 6, "only \(failed) of 8 read faults failed the \(operation)")
+    }
+
     @Test(arguments: Operation.allCases)
     func existingOutputIsRefusedUnlessOverwrite(_ operation: Operation) async throws {
         let tmp = TempDir()
