@@ -33,6 +33,10 @@ public struct CheckpointReader: Sendable {
             (metadata, sidecar) = try await Checkpointer.decodeCommitted(files, directory: directory, verify: verify)
             metadataFromIndex = false
         }
+        // Sizes and offsets the tools compute from it must not overflow (loads check the rest).
+        if let problem = metadata.boundsProblem() {
+            throw CheckpointError(.corrupt, "'\(directory)/\(Checkpointer.metadataFileName)': \(problem)")
+        }
         self.directory = directory
         self.engine = engine
         self.options = options

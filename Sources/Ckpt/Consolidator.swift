@@ -77,18 +77,28 @@ public struct Consolidator: Sendable {
         // Values (small) in one load.
         var valueRequest = StateDict()
         var tensors: [(fqn: String, dtype: DType, shape: [Int])] = []
+        // Shapes are untrusted: the byte counts, and their total, are checked before any layout
+        // arithmetic uses them.
+        var tensorBytes = 0
         for (fqn, entry) in metadata.stateDictMetadata.entries {
             switch entry {
             case .bytes: valueRequest.set(fqn, .value(.none))
-            case .tensor(let t): tensors.append((fqn, t.properties.dtype, t.size))
+            case .tensor(let t):
+                guard let bytes = Self.byteCount(shape: t.size, itemSize: t.properties.dtype.itemSize),
+                    case let (sum, overflow) = tensorBytes.addingReportingOverflow(bytes), !overflow, sum <= Self.maxOutputBytes
+                else {
+                    throw CheckpointError(
+                        .corrupt, "'\(directory)/.metadata': tensor '\(fqn)' has shape \(t.size), whose bytes no file can hold")
+                }
+                tensorBytes = sum
+                tensors.append((fqn, t.properties.dtype, t.size))
             }
         }
         let values = valueRequest.count > 0 ? try await reader.load(into: valueRequest).values : [:]
 
         var report = ConsolidationReport(
             output: output, format: format, tensorCount: tensors.count, valueCount: values.count, skippedValues: [],
-            tensorBytes: tensors.reduce(0) { $0 + $1.shape.reduce(1, *) * $1.dtype.itemSize }, fileBytes: 0,
-            mergedLightningMeta: false, peakWorkingBytes: 0)
+            tensorBytes: tensorBytes, fileBytes: 0, mergedLightningMeta: false, peakWorkingBytes: 0)
 
         // The file's layout: header bytes, then storages in order.
         var sources: [Source] = []
@@ -184,11 +194,12 @@ public struct Consolidator: Sendable {
             let file = try engine.open(temporary, mode: .write(create: true, truncate: true), direct: true)
             do {
                 _ = try engine.preallocate(file, upTo: Int64((expected + 4095) / 4096 * 4096))
-                let total = max(1, expected)
                 let tensorBytes = report.tensorBytes
                 let buffers = try await runStream(
                     stream, reader: reader, into: file, metaBytes: metaBytes, glue: &glue,
-                    progress: progress.map { callback in { done in callback(done * tensorBytes / total, tensorBytes) } })
+                    progress: progress.map { callback in
+                        { done in callback(Self.scaled(done, of: expected, to: tensorBytes), tensorBytes) }
+                    })
                 try await engine.fsync(file)
                 try engine.close(file)
                 try engine.rename(temporary, to: output)
@@ -296,6 +307,31 @@ public struct Consolidator: Sendable {
         }
         report.peakWorkingBytes = slots * slotBytes + engine.buffers.peakHeldBytes
         return report
+    }
+
+    /// Largest output a consolidation accepts (2^60 bytes): far beyond any file system's file,
+    /// and small enough that no offset computed from it overflows.
+    static let maxOutputBytes = 1 << 60
+
+    /// Bytes of a tensor of `shape`, nil when a dimension is negative or the count overflows.
+    static func byteCount(shape: [Int], itemSize: Int) -> Int? {
+        var bytes = itemSize
+        for dimension in shape {
+            guard dimension >= 0 else { return nil }
+            let (product, overflow) = bytes.multipliedReportingOverflow(by: dimension)
+            if overflow { return nil }
+            bytes = product
+        }
+        return bytes
+    }
+
+    /// `done` bytes of `total` as a share of `target` (progress in tensor bytes from output
+    /// bytes), without overflowing however large the file.
+    static func scaled(_ done: Int, of total: Int, to target: Int) -> Int {
+        guard total > 0, done > 0 else { return 0 }
+        guard done < total else { return target }
+        let (high, low) = done.multipliedFullWidth(by: target)
+        return total.dividingFullWidth((high, low)).quotient
     }
 
     /// Bytes an unprivileged writer can still use on `path`'s file system (nil if unknown).

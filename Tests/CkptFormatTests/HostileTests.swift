@@ -340,3 +340,42 @@ import Testing
         }
     }
 }
+
+/// ``DCPMetadata/boundsProblem()``: the values tools compute sizes and offsets from.
+@Suite struct MetadataBoundsTests {
+    func metadata(_ shapes: [[Int]], dtype: DType = .float64, chunks: (([Int]) -> [ChunkStorageMetadata])? = nil, record: (Int, Int) = (0, 8)) -> DCPMetadata {
+        var state = OrderedMap<String, StorageMetadata>()
+        var storage = OrderedMap<MetadataIndex, StorageInfo>()
+        for (i, shape) in shapes.enumerated() {
+            let list = chunks?(shape) ?? [ChunkStorageMetadata(offsets: shape.map { _ in 0 }, sizes: shape)]
+            state["t\(i)"] = .tensor(TensorStorageMetadata(properties: TensorProperties(dtype: dtype), size: shape, chunks: list))
+            for c in list {
+                storage[MetadataIndex(fqn: "t\(i)", offset: c.offsets, index: 0)] =
+                    StorageInfo(relativePath: "__0_0.distcp", offset: record.0, length: record.1)
+            }
+        }
+        return DCPMetadata(stateDictMetadata: state, plannerData: nil, storageData: storage)
+    }
+
+    @Test func saneMetadataHasNoProblem() {
+        #expect(metadata([[4, 5], [], [0, 3]]).boundsProblem() == nil)
+        #expect(metadata([[1 << 20, 1 << 37]], dtype: .uint8).boundsProblem() == nil)  // 2^57 bytes: fine
+    }
+
+    @Test func overflowingValuesAreNamed() throws {
+        let cases: [(DCPMetadata, String)] = [
+            (metadata([[1 << 62, 1 << 62]]), "t0"),
+            (metadata([[-1, 4]]), "negative"),
+            (metadata([[1 << 58]]), "2^60"),  // 2^61 bytes of float64
+            (metadata(Array(repeating: [1 << 54], count: 9)), "together"),  // 9 x 2^57 bytes
+            (metadata([[4, 4]], chunks: { _ in [ChunkStorageMetadata(offsets: [Int.max, 0], sizes: [4, 4])] }), "chunk"),
+            (metadata([[4, 4]], chunks: { _ in [ChunkStorageMetadata(offsets: [0], sizes: [4])] }), "chunk"),
+            (metadata([[4]], record: (Int.max - 8, 8)), "offset"),
+            (metadata([[4]], record: (0, -1)), "length -1"),
+        ]
+        for (md, word) in cases {
+            let problem = try #require(md.boundsProblem(), "no problem found where '\(word)' was expected")
+            #expect(problem.contains(word), "\(problem)")
+        }
+    }
+}

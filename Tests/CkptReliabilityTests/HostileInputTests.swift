@@ -351,6 +351,53 @@ import Testing
     }
 }
 
+extension HostileInputTests {
+    /// The same lies through `ckpt consolidate` (both formats; the streaming path, whose plan is
+    /// sized by the metadata) and `ckpt reshard`: every one refused with exit status 1, no crash,
+    /// no hang, no output; `ckpt inspect` and `ckpt verify` report without crashing.
+    @Test func hostileMetadataIsRefusedByTheTools() async throws {
+        let dir = ScratchDir("ckpt-hostile-consolidate", fast: true)
+        defer { dir.cleanup() }
+        let saved = try await Self.savedCheckpoint(dir)
+        let ckpt = try #require(builtExecutable("ckpt"), "ckpt not built next to the tests")
+        let output = dir.path + "/out"
+        func consolidate(_ format: String) async throws -> String {
+            try await run(["consolidate", saved.path, "-o", output, "--format", format, "--no-progress", "--overwrite"])
+        }
+        func run(_ arguments: [String]) async throws -> String {
+            try await onThread {
+                let p = try ChildProcess(ckpt, arguments)
+                guard p.waitForExit(timeout: 60) else { return "HUNG" }
+                guard let status = p.exited else { return "HUNG" }
+                if status & 0x7F != 0 { return "CRASHED by signal \(status & 0x7F)" }
+                return "exit \((status >> 8) & 0xFF)"
+            }
+        }
+        // The unmodified checkpoint consolidates (the harness itself works).
+        #expect(try await consolidate("torch") == "exit 0")
+        try? FileManager.default.removeItem(atPath: output)
+        for lie in Self.lies {
+            var md = saved.metadata
+            lie.mutate(&md)
+            try writeFile(saved.path + "/.metadata", md.encoded())
+            for format in ["torch", "safetensors"] {
+                let outcome = try await consolidate(format)
+                #expect(outcome == "exit 1", "hostile .metadata (\(lie.name)), \(format): \(outcome)")
+                #expect(!FileManager.default.fileExists(atPath: output), "\(lie.name): an output was written")
+                try? FileManager.default.removeItem(atPath: output)
+            }
+            // The other tools: reshard refuses; inspect and verify report (exit 0 or 1), never crash.
+            let reshard = try await run(["reshard", saved.path, "--ranks", "3", output, "--no-progress", "--overwrite"])
+            #expect(reshard == "exit 1", "hostile .metadata (\(lie.name)), reshard: \(reshard)")
+            try? FileManager.default.removeItem(atPath: output)
+            for tool in ["inspect", "verify"] {
+                let outcome = try await run([tool, saved.path])
+                #expect(outcome == "exit 0" || outcome == "exit 1", "hostile .metadata (\(lie.name)), \(tool): \(outcome)")
+            }
+        }
+    }
+}
+
 extension String {
     func check(_ what: String) {
         if self != "ok" { Issue.record(Comment(rawValue: "\(what): \(self)")) }

@@ -96,6 +96,18 @@ import Testing
         }
     }
 
+    /// Progress of a streamed consolidation (output bytes scaled to tensor bytes) for files far
+    /// past the 3 GiB at which `done * target` overflowed.
+    @Test func progressScalesWithoutOverflow() {
+        let tib = 1 << 40
+        #expect(Consolidator.scaled(0, of: 3 * tib, to: 3 * tib - 10) == 0)
+        #expect(Consolidator.scaled(3 * tib / 2, of: 3 * tib, to: 3 * tib) == 3 * tib / 2)
+        #expect(Consolidator.scaled(3 << 30, of: 4 << 30, to: 4 << 30) == 3 << 30)
+        #expect(Consolidator.scaled(5, of: 4, to: 100) == 100)
+        #expect(Consolidator.scaled(1, of: 0, to: 100) == 0)
+        #expect(Consolidator.scaled(Int.max - 1, of: Int.max, to: Int.max) == Int.max - 1)
+    }
+
     /// A checkpoint of values only (no storage to stream): both paths write the same archive of
     /// the values, and a safetensors file of its header alone.
     @Test func valuesOnlyCheckpointStreams() async throws {

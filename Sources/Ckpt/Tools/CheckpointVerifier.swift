@@ -90,6 +90,10 @@ struct VerificationRun {
             problem(Checkpointer.metadataFileName, nil, "cannot be read: \(ToolError.oneLine(error))")
             return
         }
+        if let bounds = metadata.boundsProblem() {
+            problem(Checkpointer.metadataFileName, nil, bounds)
+            return
+        }
         await loadSidecar(saveID: metadata.storageMeta?.saveID)
 
         // Chunks tile their tensors and have records.
