@@ -99,8 +99,9 @@ public struct CheckpointConverter: Sendable {
         }
         let plan = OutputPlan(ranks: ranks, entries: entries, plannerData: plannerData)
         let writer = ShardedCheckpointWriter(engine: engine, pieceBytes: pieceBytes, writeChecksums: writeChecksums)
-        let summary = try await writer.write(plan, to: output, overwrite: overwrite, fill: { fqn, dtype, shape, offsets, sizes, buffer in
-            guard let t = tensors[fqn] else { throw CheckpointError(.protocolViolation, "no input for '\(fqn)'") }
+        let inputs = tensors
+        let summary = try await writer.write(plan, to: output, overwrite: overwrite, fill: batchFiller { fqn, dtype, shape, offsets, sizes, buffer in
+            guard let t = inputs[fqn] else { throw CheckpointError(.protocolViolation, "no input for '\(fqn)'") }
             guard let start = Self.contiguousStart(offsets: offsets, sizes: sizes, shape: shape) else {
                 throw CheckpointError(.protocolViolation, "block \(offsets) \(sizes) of '\(fqn)' is not contiguous")
             }

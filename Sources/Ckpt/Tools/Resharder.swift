@@ -55,11 +55,22 @@ public struct Resharder: Sendable {
         let metadata = reader.metadata
         let plan = try await makePlan(metadata: metadata, directory: directory, layout: layout)
         let writer = ShardedCheckpointWriter(engine: engine, pieceBytes: pieceBytes, writeChecksums: writeChecksums)
-        let summary = try await writer.write(plan, to: output, overwrite: overwrite, fill: { fqn, dtype, shape, offsets, sizes, buffer in
+        // Each batch of blocks loads in one pipeline (reads of every file in flight together).
+        let summary = try await writer.write(plan, to: output, overwrite: overwrite, fill: { blocks, buffer in
+            var entries: [String: TensorEntry] = [:]
+            var order: [String] = []
+            for block in blocks {
+                let chunk = TensorChunk(offsets: block.offsets, sizes: block.sizes, buffer: buffer, byteOffset: block.byteOffset)
+                if entries[block.fqn] == nil {
+                    entries[block.fqn] = TensorEntry(dtype: block.dtype, globalShape: block.shape, chunks: [])
+                    order.append(block.fqn)
+                }
+                entries[block.fqn]?.chunks.append(chunk)
+            }
             var state = StateDict()
-            state.set(fqn, .tensor(TensorEntry(dtype: dtype, globalShape: shape, chunks: [
-                TensorChunk(offsets: offsets, sizes: sizes, buffer: buffer),
-            ])))
+            for fqn in order {
+                if let entry = entries[fqn] { state.set(fqn, .tensor(entry)) }
+            }
             _ = try await reader.load(into: state)
         }, progress: progress)
         progress?.finish()

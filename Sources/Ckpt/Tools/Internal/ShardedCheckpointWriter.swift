@@ -35,7 +35,33 @@ struct OutputPlan {
 
 /// Fills `buffer[0..<n]` with the C-order bytes of the block (`offsets`, `sizes` in global
 /// coordinates) of tensor `fqn`.
-typealias BlockFiller = (_ fqn: String, _ dtype: DType, _ shape: [Int], _ offsets: [Int], _ sizes: [Int], _ buffer: TensorBuffer) async throws -> Void
+typealias BlockFiller = @Sendable (_ fqn: String, _ dtype: DType, _ shape: [Int], _ offsets: [Int], _ sizes: [Int], _ buffer: TensorBuffer) async throws -> Void
+
+/// A block of a tensor to fill: its C-order bytes go into the batch's buffer at `byteOffset`.
+struct BlockRequest: Sendable {
+    var fqn: String
+    var dtype: DType
+    var shape: [Int]
+    /// Global coordinates of the block.
+    var offsets: [Int]
+    var sizes: [Int]
+    var byteOffset: Int
+    var byteCount: Int
+}
+
+/// Fills several blocks into one buffer (a reader loads them in one pipeline).
+typealias BatchFiller = @Sendable (_ blocks: [BlockRequest], _ buffer: TensorBuffer) async throws -> Void
+
+/// A batch filler that fills block by block.
+func batchFiller(_ fill: @escaping BlockFiller) -> BatchFiller {
+    { blocks, buffer in
+        for block in blocks {
+            let view = TensorBuffer(borrowing: UnsafeMutableRawBufferPointer(
+                rebasing: buffer.bytes[block.byteOffset..<(block.byteOffset + block.byteCount)]))
+            try await fill(block.fqn, block.dtype, block.shape, block.offsets, block.sizes, view)
+        }
+    }
+}
 
 /// Writes a DCP checkpoint record by record from a plan, streaming every tensor chunk through one
 /// piece buffer, so memory is bounded by the piece plus the engine's pool whatever the size.
@@ -57,7 +83,7 @@ struct ShardedCheckpointWriter {
     }
 
     func write(
-        _ plan: OutputPlan, to output: String, overwrite: Bool, fill: BlockFiller,
+        _ plan: OutputPlan, to output: String, overwrite: Bool, fill: @escaping BatchFiller,
         progress: ToolProgress?
     ) async throws -> Summary {
         let fm = FileManager.default
@@ -114,7 +140,7 @@ struct ShardedCheckpointWriter {
     }
 
     private func writeAll(
-        _ plan: OutputPlan, into directory: String, final: String, fill: BlockFiller, progress: ToolProgress?
+        _ plan: OutputPlan, into directory: String, final: String, fill: @escaping BatchFiller, progress: ToolProgress?
     ) async throws -> Summary {
         guard plan.ranks >= 1 else { throw CheckpointError(.invalidArgument, "the number of ranks must be at least 1") }
         let totalBytes = plan.entries.reduce(0) { total, entry in
@@ -125,14 +151,16 @@ struct ShardedCheckpointWriter {
         // (entry index, chunk index or -1 for a value) -> record.
         var written: [Int: [Int: Written]] = [:]
         var summary = Summary(files: [], fileBytes: 0, tensorBytes: totalBytes, records: 0)
-        let piece = TensorBuffer(uninitializedByteCount: max(pieceBytes, 1 << 16))
+        // The piece in slots: up to `slots - 1` batches of blocks load ahead while one is written.
+        let slotBytes = max(pieceBytes / Self.slots, 1 << 15)
+        let buffers = (0..<Self.slots).map { _ in TensorBuffer(uninitializedByteCount: slotBytes) }
         // Files are written one after the other and fsynced together at the end (the device
         // flushes them concurrently instead of one fsync per file on the critical path).
         var open: [IOFile] = []
         do {
             for rank in 0..<plan.ranks {
                 let name = "__\(rank)_0.distcp"
-                let file = try engine.open(directory + "/" + name, mode: .write(create: true, truncate: true), direct: false)
+                let file = try engine.open(directory + "/" + name, mode: .write(create: true, truncate: true), direct: true)
                 open.append(file)
                 let out = RecordFileWriter(engine: engine, file: file)
                 do {
@@ -147,17 +175,22 @@ struct ShardedCheckpointWriter {
                                 payloadLength: record.count, xxh3: hash)
                         }
                     }
-                    for (index, entry) in plan.entries.enumerated() {
-                        guard case .tensor(let fqn, let dtype, let shape, let chunks) = entry else { continue }
-                        for (c, chunk) in chunks.enumerated() where chunk.rank == rank {
-                            let record = try await writeChunk(
-                                fqn: fqn, dtype: dtype, shape: shape, chunk: chunk, file: name, out: out, piece: piece,
-                                fill: fill) { n in
-                                    done += n
-                                    progress?.update(done: done, total: totalBytes)
-                                }
-                            written[index, default: [:]][c] = record
+                    let loader = BatchLoader(plan: plan, rank: rank, buffers: buffers, fill: fill)
+                    do {
+                        for (index, entry) in plan.entries.enumerated() {
+                            guard case .tensor(let fqn, let dtype, _, let chunks) = entry else { continue }
+                            for (c, chunk) in chunks.enumerated() where chunk.rank == rank {
+                                let record = try await writeChunk(
+                                    fqn: fqn, dtype: dtype, chunk: chunk, file: name, out: out, loader: loader) { n in
+                                        done += n
+                                        progress?.update(done: done, total: totalBytes)
+                                    }
+                                written[index, default: [:]][c] = record
+                            }
                         }
+                    } catch {
+                        await loader.abandon()
+                        throw error
                     }
                     summary.fileBytes += try await out.finish()
                     summary.files.append(name)
@@ -233,11 +266,14 @@ struct ShardedCheckpointWriter {
             fqn: fqn, offsets: offsets)
     }
 
-    /// One torch.save record: prefix, the payload block by block through `piece`, suffix with the
-    /// payload's CRC-32.
+    /// Buffers the piece is split into (batches loading ahead: one less).
+    static let slots = 4
+
+    /// One torch.save record: prefix, the payload block by block as its batches load, suffix with
+    /// the payload's CRC-32.
     private func writeChunk(
-        fqn: String, dtype: DType, shape: [Int], chunk: PlannedChunk, file: String, out: RecordFileWriter,
-        piece: TensorBuffer, fill: BlockFiller, advanced: (Int) -> Void
+        fqn: String, dtype: DType, chunk: PlannedChunk, file: String, out: RecordFileWriter,
+        loader: BatchLoader, advanced: (Int) -> Void
     ) async throws -> Written {
         let count = chunk.sizes.reduce(1, *) * dtype.itemSize
         let head: RecordLayout
@@ -251,16 +287,12 @@ struct ShardedCheckpointWriter {
         var crc: UInt32 = 0
         let hasher = try StreamingXXH3()
         if count > 0 {
-            for block in Consolidator.blocks(shape: chunk.sizes, elementSize: dtype.itemSize, maxBytes: piece.count) {
-                let n = block.sizes.reduce(1, *) * dtype.itemSize
-                guard n > 0 else { continue }
-                let global = zip(block.offsets, chunk.offsets).map { $0 + $1 }
-                try await fill(fqn, dtype, shape, global, block.sizes, piece)
-                let bytes = UnsafeRawBufferPointer(rebasing: piece.bytes[..<n])
-                crc = ckpt_crc32_update(crc, bytes.baseAddress, n)
+            for _ in Self.blocks(chunk, dtype: dtype, maxBytes: loader.slotBytes) {
+                let bytes = try await loader.next()
+                crc = ckpt_crc32_update(crc, bytes.baseAddress, bytes.count)
                 hasher.update(bytes)
                 try await out.append(bytes)
-                advanced(n)
+                advanced(bytes.count)
             }
         }
         let tail: RecordLayout
@@ -273,6 +305,88 @@ struct ShardedCheckpointWriter {
         return Written(
             file: file, offset: offset, length: tail.recordLength, payloadOffset: offset + tail.payloadOffset,
             payloadLength: count, xxh3: count == 0 ? 0 : hasher.digest())
+    }
+}
+
+extension ShardedCheckpointWriter {
+    /// The non-empty blocks a chunk's payload is written in (local coordinates), in C order.
+    static func blocks(_ chunk: PlannedChunk, dtype: DType, maxBytes: Int) -> [(offsets: [Int], sizes: [Int])] {
+        guard chunk.sizes.reduce(dtype.itemSize, *) > 0 else { return [] }
+        return Consolidator.blocks(shape: chunk.sizes, elementSize: dtype.itemSize, maxBytes: maxBytes)
+            .filter { $0.sizes.reduce(dtype.itemSize, *) > 0 }
+    }
+}
+
+/// The blocks one rank's file is written from, in file order, packed into batches that load
+/// (one `fill` each) into a ring of buffers, up to `buffers.count - 1` batches ahead of the one
+/// being written; ``next()`` gives the next block's bytes. A slot loads again once the writer
+/// has moved past its batch (appending copies the bytes out). Not thread-safe: one task writes.
+final class BatchLoader {
+    let buffers: [TensorBuffer]
+    let slotBytes: Int
+    private let fill: BatchFiller
+    private var batches: [[BlockRequest]] = []
+    private var loads: [Int: Task<Void, any Error>] = [:]
+    private var batch = -1
+    private var position = 0
+
+    init(plan: OutputPlan, rank: Int, buffers: [TensorBuffer], fill: @escaping BatchFiller) {
+        self.buffers = buffers
+        self.slotBytes = buffers.first?.count ?? 0
+        self.fill = fill
+        var current: [BlockRequest] = []
+        var used = 0
+        for entry in plan.entries {
+            guard case .tensor(let fqn, let dtype, let shape, let chunks) = entry else { continue }
+            for chunk in chunks where chunk.rank == rank {
+                for block in ShardedCheckpointWriter.blocks(chunk, dtype: dtype, maxBytes: slotBytes) {
+                    let n = block.sizes.reduce(dtype.itemSize, *)
+                    let alignment = n >= 256 << 10 ? 4096 : 64
+                    var at = (used + alignment - 1) / alignment * alignment
+                    if at + n > slotBytes, !current.isEmpty {
+                        batches.append(current)
+                        current = []
+                        at = 0
+                    }
+                    current.append(BlockRequest(
+                        fqn: fqn, dtype: dtype, shape: shape, offsets: zip(block.offsets, chunk.offsets).map { $0 + $1 },
+                        sizes: block.sizes, byteOffset: at, byteCount: n))
+                    used = at + n
+                }
+            }
+        }
+        if !current.isEmpty { batches.append(current) }
+        for b in 0..<min(buffers.count - 1, batches.count) { start(b) }
+    }
+
+    private func start(_ b: Int) {
+        let requests = batches[b], buffer = buffers[b % buffers.count], fill = self.fill
+        loads[b] = Task { try await fill(requests, buffer) }
+    }
+
+    /// The bytes of the next block (valid until the writer asks for a block of the batch that
+    /// reuses its slot).
+    func next() async throws -> UnsafeRawBufferPointer {
+        if batch < 0 || position == batches[batch].count {
+            batch += 1
+            position = 0
+            guard batch < batches.count else {
+                throw CheckpointError(.protocolViolation, "internal error: more blocks asked for than planned")
+            }
+            try await loads.removeValue(forKey: batch)?.value
+            // The slot of the previous batch, now written out, loads the next one.
+            if batch + buffers.count - 1 < batches.count { start(batch + buffers.count - 1) }
+        }
+        let block = batches[batch][position]
+        position += 1
+        let memory = buffers[batch % buffers.count].bytes
+        return UnsafeRawBufferPointer(rebasing: memory[block.byteOffset..<(block.byteOffset + block.byteCount)])
+    }
+
+    /// Waits for the loads still running (they write into the buffers).
+    func abandon() async {
+        for (_, load) in loads { _ = try? await load.value }
+        loads.removeAll()
     }
 }
 
