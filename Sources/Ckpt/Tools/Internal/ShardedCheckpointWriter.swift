@@ -163,6 +163,8 @@ struct ShardedCheckpointWriter {
                 let file = try engine.open(directory + "/" + name, mode: .write(create: true, truncate: true), direct: true)
                 open.append(file)
                 let out = RecordFileWriter(engine: engine, file: file)
+                // Half the pool for writes in flight; the loads' staged reads use the rest.
+                out.stagingWritesInFlight = max(2, engine.buffers.bufferCount / 2)
                 do {
                     if rank == 0 {
                         for (index, entry) in plan.entries.enumerated() {
