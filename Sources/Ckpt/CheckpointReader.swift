@@ -1,6 +1,5 @@
 public import CkptFormat
 public import CkptIO
-import CkptPlan
 
 /// Reads a committed checkpoint from one process, without collectives: for tools (inspect,
 /// consolidate, reshard) and for loading pieces of a checkpoint repeatedly with one decoded
@@ -59,12 +58,6 @@ public struct CheckpointReader: Sendable {
         var execution = LoadExecution(
             directory: directory, metadata: metadata, sidecar: sidecar, engine: engine, options: options, hints: hints)
         return try await execution.locateAll()
-    }
-
-    /// The saved layout of `fqn` as the planner sees it.
-    func savedEntry(_ fqn: String) -> SavedEntry? {
-        LoadExecution(directory: directory, metadata: metadata, sidecar: sidecar, engine: engine, options: options, hints: hints)
-            .savedEntry(fqn)
     }
 
     /// Whether the checkpoint has a checksum sidecar written by ckpt.

@@ -34,6 +34,7 @@ extension Consolidator {
     static func batches(_ sources: [Source], maxBytes: Int) -> [Batch] {
         var batches: [Batch] = []
         var current = Batch()
+        var packer = BatchPacker(capacity: maxBytes)
         for (index, source) in sources.enumerated() {
             var items: [Item] = []
             switch source {
@@ -49,14 +50,12 @@ extension Consolidator {
             for (k, var item) in items.enumerated() {
                 item.first = k == 0
                 item.last = k == items.count - 1
-                // Large blocks 4096-aligned (read straight into the buffer with O_DIRECT).
-                let alignment = item.bytes >= 256 << 10 ? 4096 : 64
-                let at = (current.bytes + alignment - 1) / alignment * alignment
-                if at + item.bytes > maxBytes && !current.items.isEmpty {
+                let (newBatch, at) = packer.place(item.bytes)
+                if newBatch {
                     batches.append(current)
                     current = Batch()
                 }
-                item.at = (current.bytes + alignment - 1) / alignment * alignment
+                item.at = at
                 current.bytes = item.at + item.bytes
                 current.items.append(item)
             }
@@ -71,22 +70,12 @@ extension Consolidator {
     static func prefetch(
         _ batch: Batch, sources: [Source], into buffer: TensorBuffer, reader: CheckpointReader, crc: Bool
     ) -> Task<[UInt32], any Error> {
-        var chunks: [String: (dtype: DType, shape: [Int], chunks: [TensorChunk])] = [:]
-        var order: [String] = []
-        for item in batch.items where item.bytes > 0 {
-            guard case .checkpoint(let fqn, let dtype, let shape) = sources[item.source] else { continue }
-            if chunks[fqn] == nil {
-                chunks[fqn] = (dtype, shape, [])
-                order.append(fqn)
-            }
-            chunks[fqn]?.chunks.append(TensorChunk(offsets: item.offsets, sizes: item.sizes, buffer: buffer, byteOffset: item.at))
-        }
-        var state = StateDict()
-        for fqn in order {
-            guard let entry = chunks[fqn] else { continue }
-            state.set(fqn, .tensor(TensorEntry(dtype: entry.dtype, globalShape: entry.shape, chunks: entry.chunks)))
-        }
-        let request = state
+        let request = StateDict(blocks: batch.items.compactMap { item in
+            guard case .checkpoint(let fqn, let dtype, let shape) = sources[item.source] else { return nil }
+            return BlockRequest(
+                fqn: fqn, dtype: dtype, shape: shape, offsets: item.offsets, sizes: item.sizes, byteOffset: item.at,
+                byteCount: item.bytes)
+        }, in: buffer)
         let items = batch.items
         let isBlock = items.map { item in
             if case .checkpoint = sources[item.source] { return item.bytes > 0 } else { return false }

@@ -16,6 +16,14 @@ extension Consolidator {
         var length: Int
     }
 
+    /// A streaming copy ready to run: its plan, the data files its file ids name, and the window
+    /// buffers (as many image buffers).
+    struct StreamSetup {
+        var plan: StreamCopyPlan
+        var files: [String]
+        var windowBuffers: Int
+    }
+
     /// Runs whose source is the checkpoint beyond this many fall back to the batch path (a column
     /// sharded checkpoint has a run per row of every shard; the plan holds them all).
     static let streamRunLimit = 4 << 20
@@ -42,7 +50,7 @@ extension Consolidator {
     /// holds or too many runs (then the batch path runs).
     func streamPlan(
         reader: CheckpointReader, sources: [Source], layout: OutputLayout, metaBytes: [UInt8]
-    ) async throws -> (plan: StreamCopyPlan, located: LocatedPayloads, windowBuffers: Int)? {
+    ) async throws -> StreamSetup? {
         let located = try await reader.locatePayloads()
         var runs: [StreamCopyRun] = []
         for (j, source) in sources.enumerated() {
@@ -59,7 +67,7 @@ extension Consolidator {
                         baseOffset: layout.dataOffsets[j])])
                 let plan: TensorOverlapPlan
                 do {
-                    plan = try LoadPlanner.planOverlaps(request, saved: reader.savedEntry(fqn))
+                    plan = try LoadPlanner.planOverlaps(request, saved: reader.metadata.savedEntry(fqn))
                 } catch {
                     throw CheckpointError(.corrupt, "consolidating '\(reader.directory)': \(error)", underlying: error)
                 }
@@ -86,7 +94,7 @@ extension Consolidator {
         }
         let budget = max(4, pieceBytes / window)
         guard plan.peakLiveWindows <= budget else { return nil }
-        return (plan, located, budget)
+        return StreamSetup(plan: plan, files: located.files, windowBuffers: budget)
     }
 
     /// Writes the output through the stream plan into `file` (opened, preallocated) and trims it
@@ -94,12 +102,12 @@ extension Consolidator {
     /// CRC-32, a safetensors header). Returns the bytes of buffers allocated beyond the engine's
     /// pool.
     func runStream(
-        _ stream: (plan: StreamCopyPlan, located: LocatedPayloads, windowBuffers: Int), reader: CheckpointReader,
+        _ stream: StreamSetup, reader: CheckpointReader,
         into file: IOFile, metaBytes: [UInt8], glue: inout OutputGlue, progress: ((Int) -> Void)?
     ) async throws -> Int {
         var files: [IOFile] = []
         defer { for f in files { try? engine.close(f) } }
-        for name in stream.located.files {
+        for name in stream.files {
             files.append(try engine.open(reader.directory + "/" + name, mode: .read, direct: true))
         }
         let copier = StreamCopier(

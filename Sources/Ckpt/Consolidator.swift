@@ -77,20 +77,14 @@ public struct Consolidator: Sendable {
         // Values (small) in one load.
         var valueRequest = StateDict()
         var tensors: [(fqn: String, dtype: DType, shape: [Int])] = []
-        // Shapes are untrusted: the byte counts, and their total, are checked before any layout
-        // arithmetic uses them.
+        // Shapes are untrusted: `CheckpointReader` refused any whose bytes, alone or together,
+        // exceed 2^60 (`DCPMetadata.boundsProblem`), so the layout arithmetic cannot overflow.
         var tensorBytes = 0
         for (fqn, entry) in metadata.stateDictMetadata.entries {
             switch entry {
             case .bytes: valueRequest.set(fqn, .value(.none))
             case .tensor(let t):
-                guard let bytes = Self.byteCount(shape: t.size, itemSize: t.properties.dtype.itemSize),
-                    case let (sum, overflow) = tensorBytes.addingReportingOverflow(bytes), !overflow, sum <= Self.maxOutputBytes
-                else {
-                    throw CheckpointError(
-                        .corrupt, "'\(directory)/.metadata': tensor '\(fqn)' has shape \(t.size), whose bytes no file can hold")
-                }
-                tensorBytes = sum
+                tensorBytes += t.size.reduce(t.properties.dtype.itemSize, *)
                 tensors.append((fqn, t.properties.dtype, t.size))
             }
         }
@@ -307,22 +301,6 @@ public struct Consolidator: Sendable {
         }
         report.peakWorkingBytes = slots * slotBytes + engine.buffers.peakHeldBytes
         return report
-    }
-
-    /// Largest output a consolidation accepts (2^60 bytes): far beyond any file system's file,
-    /// and small enough that no offset computed from it overflows.
-    static let maxOutputBytes = 1 << 60
-
-    /// Bytes of a tensor of `shape`, nil when a dimension is negative or the count overflows.
-    static func byteCount(shape: [Int], itemSize: Int) -> Int? {
-        var bytes = itemSize
-        for dimension in shape {
-            guard dimension >= 0 else { return nil }
-            let (product, overflow) = bytes.multipliedReportingOverflow(by: dimension)
-            if overflow { return nil }
-            bytes = product
-        }
-        return bytes
     }
 
     /// `done` bytes of `total` as a share of `target` (progress in tensor bytes from output

@@ -253,7 +253,6 @@ extension Wire {
     }
 }
 
-/// One rank's load: plan, locate payloads, read, scatter, verify.
 /// Where the payload of every saved tensor chunk of a checkpoint is (``LoadExecution/locateAll()``).
 struct LocatedPayloads: Sendable {
     /// Data file names (relative to the checkpoint directory), by the file ids of the payloads.
@@ -261,10 +260,23 @@ struct LocatedPayloads: Sendable {
     var fileSizes: [Int]
     /// By fqn, by saved chunk index (in `.metadata`'s order).
     var chunks: [String: [Int: PayloadLocation]] = [:]
-    /// Bytes of record heads read to locate payloads the sidecar does not name.
-    var headBytesRead: Int
 }
 
+extension DCPMetadata {
+    /// The saved layout of `fqn` as the load planner sees it (nil when the checkpoint lacks it).
+    func savedEntry(_ fqn: String) -> SavedEntry? {
+        switch stateDictMetadata[fqn] {
+        case nil: return nil
+        case .bytes?: return .bytes
+        case .tensor(let t)?:
+            return .tensor(SavedTensorLayout(
+                globalShape: t.size, elementSize: t.properties.dtype.itemSize, dtype: t.properties.dtype.torchName,
+                chunks: t.chunks.map { ChunkBox(offsets: $0.offsets, sizes: $0.sizes) }))
+        }
+    }
+}
+
+/// One rank's load: plan, locate payloads, read, scatter, verify.
 struct LoadExecution {
     let directory: String
     let metadata: DCPMetadata
@@ -318,7 +330,7 @@ struct LoadExecution {
         var plans: [TensorOverlapPlan] = []
         var valueRequests: [(fqn: String, info: StorageInfo)] = []
         for entry in state.entries {
-            let saved = savedEntry(entry.fqn)
+            let saved = metadata.savedEntry(entry.fqn)
             switch entry.value {
             case .tensor(let tensor):
                 var locals: [LocalChunk] = []
@@ -528,8 +540,8 @@ struct LoadExecution {
                 unknown.append(i)
             }
         }
-        let headBytes = try await locatePayloads(&needed, only: unknown, files: files, fileSizes: fileSizes)
-        var located = LocatedPayloads(files: fileNames, fileSizes: fileSizes, headBytesRead: headBytes)
+        _ = try await locatePayloads(&needed, only: unknown, files: files, fileSizes: fileSizes)
+        var located = LocatedPayloads(files: fileNames, fileSizes: fileSizes)
         for chunk in needed {
             guard let payload = chunk.payload else {
                 throw CheckpointError(.protocolViolation, "no payload located for '\(chunk.fqn)' chunk at \(chunk.box.offsets)")
@@ -537,17 +549,6 @@ struct LoadExecution {
             located.chunks[chunk.fqn, default: [:]][chunk.savedChunk] = payload
         }
         return located
-    }
-
-    func savedEntry(_ fqn: String) -> SavedEntry? {
-        switch metadata.stateDictMetadata[fqn] {
-        case nil: return nil
-        case .bytes?: return .bytes
-        case .tensor(let t)?:
-            return .tensor(SavedTensorLayout(
-                globalShape: t.size, elementSize: t.properties.dtype.itemSize, dtype: t.properties.dtype.torchName,
-                chunks: t.chunks.map { ChunkBox(offsets: $0.offsets, sizes: $0.sizes) }))
-        }
     }
 
     private mutating func index(of name: String) -> Int {

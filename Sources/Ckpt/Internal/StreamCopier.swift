@@ -21,7 +21,6 @@ struct StreamCopier {
 
     static let alignment = RecordFileWriter.alignment
 
-
     /// Copies the plan. `fill` gets each image in output order once its pieces are copied, with
     /// the image's bytes (bytes no piece covers are zero); it writes what is not copied (headers,
     /// checksums of what is). `progress` gets the output bytes done. Returns the bytes of buffers

@@ -57,21 +57,7 @@ public struct Resharder: Sendable {
         let writer = ShardedCheckpointWriter(engine: engine, pieceBytes: pieceBytes, writeChecksums: writeChecksums)
         // Each batch of blocks loads in one pipeline (reads of every file in flight together).
         let summary = try await writer.write(plan, to: output, overwrite: overwrite, fill: { blocks, buffer in
-            var entries: [String: TensorEntry] = [:]
-            var order: [String] = []
-            for block in blocks {
-                let chunk = TensorChunk(offsets: block.offsets, sizes: block.sizes, buffer: buffer, byteOffset: block.byteOffset)
-                if entries[block.fqn] == nil {
-                    entries[block.fqn] = TensorEntry(dtype: block.dtype, globalShape: block.shape, chunks: [])
-                    order.append(block.fqn)
-                }
-                entries[block.fqn]?.chunks.append(chunk)
-            }
-            var state = StateDict()
-            for fqn in order {
-                if let entry = entries[fqn] { state.set(fqn, .tensor(entry)) }
-            }
-            _ = try await reader.load(into: state)
+            _ = try await reader.load(into: StateDict(blocks: blocks, in: buffer))
         }, progress: progress)
         progress?.finish()
         var report = ReshardReport(

@@ -16,23 +16,20 @@ final class BatchLoader {
         self.slotBytes = buffers.first?.count ?? 0
         self.fill = fill
         var current: [BlockRequest] = []
-        var used = 0
+        var packer = BatchPacker(capacity: slotBytes)
         for entry in plan.entries {
             guard case .tensor(let fqn, let dtype, let shape, let chunks) = entry else { continue }
             for chunk in chunks where chunk.rank == rank {
                 for block in ShardedCheckpointWriter.blocks(chunk, dtype: dtype, maxBytes: slotBytes) {
                     let n = block.sizes.reduce(dtype.itemSize, *)
-                    let alignment = n >= 256 << 10 ? 4096 : 64
-                    var at = (used + alignment - 1) / alignment * alignment
-                    if at + n > slotBytes, !current.isEmpty {
+                    let (newBatch, at) = packer.place(n)
+                    if newBatch {
                         batches.append(current)
                         current = []
-                        at = 0
                     }
                     current.append(BlockRequest(
                         fqn: fqn, dtype: dtype, shape: shape, offsets: zip(block.offsets, chunk.offsets).map { $0 + $1 },
                         sizes: block.sizes, byteOffset: at, byteCount: n))
-                    used = at + n
                 }
             }
         }

@@ -37,18 +37,6 @@ struct OutputPlan {
 /// coordinates) of tensor `fqn`.
 typealias BlockFiller = @Sendable (_ fqn: String, _ dtype: DType, _ shape: [Int], _ offsets: [Int], _ sizes: [Int], _ buffer: TensorBuffer) async throws -> Void
 
-/// A block of a tensor to fill: its C-order bytes go into the batch's buffer at `byteOffset`.
-struct BlockRequest: Sendable {
-    var fqn: String
-    var dtype: DType
-    var shape: [Int]
-    /// Global coordinates of the block.
-    var offsets: [Int]
-    var sizes: [Int]
-    var byteOffset: Int
-    var byteCount: Int
-}
-
 /// Fills several blocks into one buffer (a reader loads them in one pipeline).
 typealias BatchFiller = @Sendable (_ blocks: [BlockRequest], _ buffer: TensorBuffer) async throws -> Void
 
