@@ -482,7 +482,10 @@ struct LoadExecution {
             neededBytes: plans.reduce(0) { $0 + $1.neededBytes }, payloadBytesRead: payloadBytesRead + done.smallPayloadBytes,
             transferredBytes: transferred, headerBytesRead: headerBytes,
             readCount: done.readCount, directReadCount: done.directCount, verifiedChunks: verified,
-            peakBufferBytes: engine.buffers.peakHeldBytes, values: values, phases: phases)
+            peakBufferBytes: engine.buffers.peakHeldBytes, values: values, phases: phases,
+            dataReads: done.extents.sorted { ($0.file, $0.offset) < ($1.file, $1.offset) }.map {
+                LoadRead(file: fileNames[$0.file], offset: $0.offset, length: $0.length)
+            })
     }
 
     /// Each chunk's payload location predicted from its record's length (nil where the record is
@@ -651,6 +654,14 @@ struct LoadExecution {
         var directCount = 0
         /// Every byte transferred (staged reads widened to whole blocks).
         var transferred = 0
+        /// The transfers as issued: (file index, offset, length).
+        var extents: [Extent] = []
+
+        struct Extent: Sendable {
+            var file: Int
+            var offset: Int
+            var length: Int
+        }
 
         mutating func add(_ other: DataReadsDone) {
             served += other.served
@@ -661,6 +672,7 @@ struct LoadExecution {
             readCount += other.readCount
             directCount += other.directCount
             transferred += other.transferred
+            extents += other.extents
         }
     }
 
@@ -813,6 +825,7 @@ struct LoadExecution {
             try await engine.perform([request])
             done.directCount = 1
             done.transferred = read.length
+            done.extents = [.init(file: f, offset: read.offset, length: read.length)]
             return done
         }
         let alignment = TensorBuffer.alignment
@@ -822,6 +835,7 @@ struct LoadExecution {
         defer { engine.buffers.release(buffer) }
         let target = UnsafeMutableRawBufferPointer(rebasing: buffer.bytes[..<(end - start)])
         try await engine.read(files[f], at: Int64(start), into: target)
+        done.extents = [.init(file: f, offset: start, length: end - start)]
         let shift = read.offset - start
         for entry in read.scatter {
             let dest = destinations[entry.destination].bytes
@@ -861,6 +875,7 @@ struct LoadExecution {
             try await engine.read(files[f], at: Int64(start), into: head.bytes)
             done.readCount = 1
             done.headBytesRead = end - start
+            done.extents = [.init(file: f, offset: start, length: end - start)]
             if !check(head: UnsafeRawBufferPointer(head.bytes), start: start, chunk: i, needed: needed) { done.mispredicted = [i] }
         case .group(let f, let start, let end, let members):
             let buffer = try await engine.buffers.acquire()
@@ -869,6 +884,7 @@ struct LoadExecution {
             try await engine.read(files[f], at: Int64(start), into: window)
             done.readCount = 1
             done.transferred = end - start
+            done.extents = [.init(file: f, offset: start, length: end - start)]
             done.smallBytesRead = end - start
             done.add(try serveSmall(
                 UnsafeRawBufferPointer(window), start: start, members: members, needed: needed, plans: plans,
@@ -1045,6 +1061,7 @@ struct LoadExecution {
             }
         }
         try await engine.perform([.readv(files[f], offset: Int64(start), into: segments)])
+        done.extents = [.init(file: f, offset: start, length: end - start)]
         // The scratch bytes of the file range [from, to) (inside one scratch segment by construction).
         func view(_ from: Int, _ to: Int) throws -> UnsafeRawBufferPointer {
             guard let s = scratchAt.first(where: { $0.fileStart <= from && to <= $0.fileEnd }) else {

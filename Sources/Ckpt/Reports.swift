@@ -46,6 +46,26 @@ public struct LoadReport: Sendable {
     /// Whether `.metadata` and the sidecar came from the checkpoint's index (`.ckpt-index`, which
     /// matched them) rather than from decoding the pickle and the JSON.
     public var metadataFromIndex = false
+    /// The data pipeline's transfers as issued, in file order (the reads it ran at most the
+    /// engine's queue depth at a time): what the device saw of this load, without `.metadata`,
+    /// the values and the record heads read before the pipeline. `ckpt-bench` replays it against
+    /// the raw device.
+    public var dataReads: [LoadRead] = []
+}
+
+/// One transfer of a load's data pipeline: `length` bytes of a data file at `offset` (reads
+/// staged through pool buffers widened to whole 4096-byte blocks, as issued).
+public struct LoadRead: Sendable, Hashable, Codable {
+    /// The data file, relative to the checkpoint directory.
+    public var file: String
+    public var offset: Int
+    public var length: Int
+
+    public init(file: String, offset: Int, length: Int) {
+        self.file = file
+        self.offset = offset
+        self.length = length
+    }
 }
 
 /// Where a load's time went on one rank (seconds, wall clock).

@@ -524,6 +524,9 @@ struct RunContext {
         var readCounts = (reads: 0, direct: 0)
         var fromIndex = true
         var raw: [Double] = []
+        var replayed: [Double] = []
+        var requests = 0
+        var requestBytes = 0
         for index in 0..<options.repeats {
             repeatProgress(name, index)
             if let seconds = try await adjacentProbe(.load) { raw.append(seconds) }
@@ -555,8 +558,13 @@ struct RunContext {
                 verified += try target.verify(content: content, full: options.fullVerify, salt: UInt64(index))
                 try checkValues(reports[rank].values, rank: rank)
             }
+            if options.rawProbe {
+                replayed.append(try await replay(reports.map(\.dataReads), directory: directory, memory: targets.map(\.arena)))
+                requests = reports.reduce(0) { $0 + $1.dataReads.count }
+                requestBytes = reports.reduce(0) { $0 + $1.dataReads.reduce(0) { $0 + $1.length } }
+            }
         }
-        return ScenarioResult(
+        var result = ScenarioResult(
             name: name, group: savedRanks == loadRanks ? "sharded" : "resharded", direction: .load,
             bytesMoved: stateBytes, seconds: samples.seconds, peakRSSBytes: samples.peakRSS,
             peakExtraBytes: samples.peakExtra, engineBufferPeakBytes: samples.gaugePeak, bytesRead: read,
@@ -570,6 +578,31 @@ struct RunContext {
                 Self.describe(phases),
             ])
             .withAdjacentRaw(seconds: raw, bytes: probeBytes)
+            .withPatternReplay(seconds: replayed)
+        if let ratio = result.patternRatio, let replay = result.patternRaw {
+            result.notes.append(
+                "its \(requests) requests (\(ByteFormat.binary(requestBytes / max(1, requests))) on average) replayed raw: "
+                    + String(format: "%.2f GB/s, load at %.0f%% of that", ScenarioResult.gigabytesPerSecond(bytes: stateBytes, seconds: replay.median), ratio * 100))
+        }
+        return result
+    }
+
+    /// The device reading what the ranks' loads read (``ReadReplay``), all ranks at once on their
+    /// engines, cold: seconds.
+    func replay(_ reads: [[LoadRead]], directory: String, memory: [TensorBuffer]) async throws -> Double {
+        try dropCache(directory: directory)
+        let engines = self.engines, direct = options.ioMode == .direct
+        settle()
+        let start = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (rank, list) in reads.enumerated() {
+                group.addTask {
+                    try await ReadReplay.run(list, directory: directory, engine: engines[rank], memory: memory[rank], direct: direct)
+                }
+            }
+            try await group.waitForAll()
+        }
+        return runSeconds(ContinuousClock.now - start)
     }
 
     /// Median per phase over every rank and repeat.

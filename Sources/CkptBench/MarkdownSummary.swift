@@ -27,7 +27,10 @@ public enum MarkdownSummary {
             + "\(report.options.repeats) repeat(s). \"% of raw\" compares saves with the raw device's write "
             + "bandwidth, loads with its read bandwidth and consolidations (which read the checkpoint while "
             + "writing the file) with its copy bandwidth, each measured right before every repeat of the scenario "
-            + "(\"raw ... alongside\" in the notes), so that the virtual disk's drift during the run cancels out.")
+            + "(\"raw ... alongside\" in the notes), so that the virtual disk's drift during the run cancels out. "
+            + "After each repeat of a load, the device also replays that load's data reads (same files, offsets, "
+            + "lengths and queue depth per rank, cold, nothing decoded: \"replayed raw\" in the notes): the device's "
+            + "speed at the load's own request pattern, where the probe's 4 MiB reads are the best case.")
         if !report.targets.isEmpty {
             out.append("")
             out.append("## Targets")

@@ -27,7 +27,8 @@ public enum ResultsTable {
         lines.append("")
         lines.append("GB/s: decimal (1 GB = 1e9 bytes) of state bytes over the median of \(report.options.repeats) repeat(s); "
             + "% raw: against the raw device's write (saves), read (loads) or copy (consolidations) bandwidth, "
-            + "measured right before each repeat (\"raw ... alongside\"; the line above is the run's first probe).")
+            + "measured right before each repeat (\"raw ... alongside\"; the line above is the run's first probe); "
+            + "\"replayed raw\": the device reading exactly a load's requests after each repeat.")
         if !report.targets.isEmpty {
             lines.append("")
             lines.append("targets:")

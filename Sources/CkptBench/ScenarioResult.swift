@@ -44,6 +44,10 @@ public struct ScenarioResult: Sendable, Hashable, Codable {
     public var ranks: Int?
     /// Ranks that loaded (resharded loads: differs from ``ranks``).
     public var loadRanks: Int?
+    /// Loads: per-repeat seconds of the raw device replaying the load's data reads (the same
+    /// files, offsets, lengths and order, the same queue depth per rank, cold, nothing decoded),
+    /// run right after each repeat: the device's speed at this load's own request pattern.
+    public var patternRaw: RepeatStatistics?
     /// Free-form remarks shown in the table's notes column.
     public var notes: [String]
 
@@ -93,6 +97,21 @@ public struct ScenarioResult: Sendable, Hashable, Codable {
         result.adjacentRaw = RepeatStatistics(seconds)
         result.adjacentRawGBps = result.adjacentRaw.map { Self.gigabytesPerSecond(bytes: bytes, seconds: $0.median) }
         return result
+    }
+
+    /// This result with the read replay's per-repeat seconds (``patternRaw``).
+    public func withPatternReplay(seconds: [Double]) -> ScenarioResult {
+        guard !seconds.isEmpty else { return self }
+        var result = self
+        result.patternRaw = RepeatStatistics(seconds)
+        return result
+    }
+
+    /// The replay's median time over the load's (1 = the load is as fast as the device reading
+    /// its requests and nothing else), when replayed.
+    public var patternRatio: Double? {
+        guard let patternRaw, time.median > 0 else { return nil }
+        return patternRaw.median / time.median
     }
 
     /// Decimal GB/s (1 GB = 1e9 bytes); 0 for a non-positive time.

@@ -57,6 +57,14 @@ import Testing
             let raw = try #require(scenario.adjacentRawGBps)
             #expect(abs((scenario.rawDeviceRatio ?? 0) - scenario.throughputGBps / raw) < 1e-9)
         }
+        // Every load has the device replaying its reads after each repeat.
+        for scenario in report.scenarios where scenario.direction == .load {
+            let replay = try #require(scenario.patternRaw, "\(scenario.name) has no read replay")
+            #expect(replay.samples.count == 2 && replay.min > 0)
+            #expect(abs((scenario.patternRatio ?? 0) - replay.median / scenario.time.median) < 1e-12)
+            #expect(scenario.notes.contains { $0.contains("replayed raw") }, "\(scenario.notes)")
+        }
+        #expect(report.scenarios.filter { $0.direction != .load }.allSatisfy { $0.patternRaw == nil })
         #expect(report.rawDevice?.copyGBps ?? 0 > 0)
         #expect(report.targets.contains { $0.name == "sharded save 2r vs raw write" })
         #expect(report.targets.contains { $0.name.hasPrefix("async save 2r caller blocked") })

@@ -95,4 +95,56 @@ import Testing
         }
         await engine.shutdown()
     }
+
+    /// A load reports its data pipeline's transfers as issued (what `ckpt-bench` replays against
+    /// the raw device): one per read counted, their bytes the bytes transferred, in file order,
+    /// inside the files, and covering every byte the rank needed.
+    @Test func loadsReportTheReadsTheyIssued() async throws {
+        let dir = TempDir(); defer { dir.cleanup() }
+        let engine = try makeEngine(bufferSize: 1 << 20, bufferCount: 8)
+        let tensors = Self.tensors(seed: 47)
+        let path = dir.path + "/ckpt"
+        var states: [StateDict] = [StateDict(), StateDict()]
+        for t in tensors {
+            // Saved by two ranks (row halves), so loads on three need parts of records.
+            let rows = t.shape[0], rowBytes = t.shape.dropFirst().reduce(4, *)
+            for r in 0..<2 {
+                let range = (rows * r / 2)..<(rows * (r + 1) / 2)
+                let buffer = TensorBuffer(byteCount: range.count * rowBytes)
+                buffer.bytes.copyBytes(from: t.bytes[(range.lowerBound * rowBytes)..<(range.upperBound * rowBytes)])
+                var offsets = Array(repeating: 0, count: t.shape.count)
+                offsets[0] = range.lowerBound
+                var sizes = t.shape
+                sizes[0] = range.count
+                states[r].set(t.fqn, .tensor(TensorEntry(dtype: .float32, globalShape: t.shape, chunks: [
+                    TensorChunk(offsets: offsets, sizes: sizes, buffer: buffer),
+                ])))
+            }
+        }
+        let saved = states
+        _ = try await onRanks(2) { comm in
+            try await Checkpointer(engine: engine, communicator: comm).save(saved[comm.rank], to: path)
+        }
+        var sizes: [String: Int] = [:]
+        for name in try FileManager.default.contentsOfDirectory(atPath: path) where name.hasSuffix(".distcp") {
+            sizes[name] = try #require(try FileManager.default.attributesOfItem(atPath: path + "/" + name)[.size] as? Int)
+        }
+        for ranks in [1, 2, 3] {
+            for report in try await Self.load(tensors, ranks: ranks, path: path, engine: engine) {
+                let reads = report.dataReads
+                #expect(!reads.isEmpty)
+                #expect(reads.count == report.readCount, "\(ranks) ranks: \(reads.count) reads listed, \(report.readCount) counted")
+                #expect(reads.reduce(0) { $0 + $1.length } == report.transferredBytes, "\(ranks) ranks: \(report)")
+                for (a, b) in zip(reads, reads.dropFirst()) {
+                    #expect(a.file < b.file || (a.file == b.file && a.offset <= b.offset), "\(a) before \(b)")
+                }
+                for read in reads {
+                    let size = try #require(sizes[read.file], "\(read.file) is not a data file")
+                    #expect(read.offset >= 0 && read.length > 0 && read.offset + read.length <= size, "\(read) of a \(size)-byte file")
+                }
+                #expect(reads.reduce(0) { $0 + $1.length } >= report.neededBytes)
+            }
+        }
+        await engine.shutdown()
+    }
 }
