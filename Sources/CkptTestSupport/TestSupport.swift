@@ -71,6 +71,21 @@ public struct GlobalTensor: Sendable {
         }
     }
 
+    /// Rank `rank`'s block of rows when `ranks` ranks split the first dimension evenly (FSDP
+    /// style), as a tensor entry over a fresh buffer holding those rows.
+    public func rowShard(_ rank: Int, of ranks: Int) -> TensorEntry {
+        let rows = shape[0]
+        let range = (rows * rank / ranks)..<(rows * (rank + 1) / ranks)
+        let rowBytes = shape.dropFirst().reduce(dtype.itemSize, *)
+        let buffer = TensorBuffer(byteCount: range.count * rowBytes)
+        buffer.bytes.copyBytes(from: bytes[(range.lowerBound * rowBytes)..<(range.upperBound * rowBytes)])
+        var offsets = Array(repeating: 0, count: shape.count)
+        offsets[0] = range.lowerBound
+        var sizes = shape
+        sizes[0] = range.count
+        return TensorEntry(dtype: dtype, globalShape: shape, chunks: [TensorChunk(offsets: offsets, sizes: sizes, buffer: buffer)])
+    }
+
     public func block(offsets: [Int], sizes: [Int]) -> [UInt8] {
         var out = [UInt8](repeating: 0, count: sizes.reduce(1, *) * dtype.itemSize)
         forEachRow(offsets: offsets, sizes: sizes) { g, b, n in

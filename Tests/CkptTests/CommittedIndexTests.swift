@@ -21,18 +21,7 @@ import Testing
         _ = try await onRanks(ranks) { comm in
             var state = StateDict()
             for t in Self.tensors {
-                let rows = t.shape[0]
-                let range = (rows * comm.rank / ranks)..<(rows * (comm.rank + 1) / ranks)
-                let rowBytes = t.shape.dropFirst().reduce(4, *)
-                let buffer = TensorBuffer(byteCount: range.count * rowBytes)
-                buffer.bytes.copyBytes(from: t.bytes[(range.lowerBound * rowBytes)..<(range.upperBound * rowBytes)])
-                var offsets = Array(repeating: 0, count: t.shape.count)
-                offsets[0] = range.lowerBound
-                var sizes = t.shape
-                sizes[0] = range.count
-                state.set(t.fqn, .tensor(TensorEntry(dtype: .float32, globalShape: t.shape, chunks: [
-                    TensorChunk(offsets: offsets, sizes: sizes, buffer: buffer),
-                ])))
+                state.set(t.fqn, .tensor(t.rowShard(comm.rank, of: ranks)))
             }
             state.set("step", .value(.int(Int64(step))))
             return try await Checkpointer(engine: engine, communicator: comm).save(state, to: path)

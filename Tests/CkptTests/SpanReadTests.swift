@@ -107,19 +107,7 @@ import Testing
         var states: [StateDict] = [StateDict(), StateDict()]
         for t in tensors {
             // Saved by two ranks (row halves), so loads on three need parts of records.
-            let rows = t.shape[0], rowBytes = t.shape.dropFirst().reduce(4, *)
-            for r in 0..<2 {
-                let range = (rows * r / 2)..<(rows * (r + 1) / 2)
-                let buffer = TensorBuffer(byteCount: range.count * rowBytes)
-                buffer.bytes.copyBytes(from: t.bytes[(range.lowerBound * rowBytes)..<(range.upperBound * rowBytes)])
-                var offsets = Array(repeating: 0, count: t.shape.count)
-                offsets[0] = range.lowerBound
-                var sizes = t.shape
-                sizes[0] = range.count
-                states[r].set(t.fqn, .tensor(TensorEntry(dtype: .float32, globalShape: t.shape, chunks: [
-                    TensorChunk(offsets: offsets, sizes: sizes, buffer: buffer),
-                ])))
-            }
+            for r in 0..<2 { states[r].set(t.fqn, .tensor(t.rowShard(r, of: 2))) }
         }
         let saved = states
         _ = try await onRanks(2) { comm in
