@@ -558,7 +558,7 @@ struct RunContext {
                 verified += try target.verify(content: content, full: options.fullVerify, salt: UInt64(index))
                 try checkValues(reports[rank].values, rank: rank)
             }
-            if options.rawProbe {
+            if options.rawProbe, reports.contains(where: { !$0.dataReads.isEmpty }) {
                 replayed.append(try await replay(reports.map(\.dataReads), directory: directory, memory: targets.map(\.arena)))
                 requests = reports.reduce(0) { $0 + $1.dataReads.count }
                 requestBytes = reports.reduce(0) { $0 + $1.dataReads.reduce(0) { $0 + $1.length } }
