@@ -114,20 +114,12 @@ extension Consolidator {
             var start = 0
             while start < shape[k] {
                 let len = min(step, shape[k] - start)
-                var offsets = index + [start] + Array(repeating: 0, count: shape.count - k - 1)
-                var sizes = Array(repeating: 1, count: k) + [len] + Array(shape[(k + 1)...])
-                if k == 0 { offsets = [start] + Array(repeating: 0, count: shape.count - 1); sizes = [len] + Array(shape[1...]) }
+                let offsets = index + [start] + Array(repeating: 0, count: shape.count - k - 1)
+                let sizes = Array(repeating: 1, count: k) + [len] + Array(shape[(k + 1)...])
                 out.append((offsets, sizes))
                 start += len
             }
-            var d = k - 1
-            while d >= 0 {
-                index[d] += 1
-                if index[d] < shape[d] { break }
-                index[d] = 0
-                d -= 1
-            }
-            if d < 0 { break }
+            guard RowMajorIndex.advance(&index, limits: shape) else { break }
         }
         return out
     }

@@ -26,14 +26,7 @@ extension ChunkBox {
             for d in 0..<split { tensor += (offsets[d] + index[d]) * strides[d] }
             guard body(tensor, block, runLength) else { return }
             block += runLength
-            var d = split - 1
-            while d >= 0 {
-                index[d] += 1
-                if index[d] < sizes[d] { break }
-                index[d] = 0
-                d -= 1
-            }
-            if d < 0 { return }
+            guard RowMajorIndex.advance(&index, limits: sizes) else { return }
         }
     }
 }
